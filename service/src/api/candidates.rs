@@ -1,0 +1,79 @@
+//! `GET`/`POST /candidate/{name}` and `GET /candidates`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::candidate::{Candidate, CandidateName, Cursor, PageLimit};
+use crate::error::ApiError;
+
+/// The header that carries the next page's cursor; absent on the last page.
+pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
+
+/// `GET /candidate/{name}`: a one-element array, as the original service answered.
+pub async fn get_one(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<[Candidate; 1]>, ApiError> {
+    let Path(raw) = name?;
+    let name = CandidateName::parse(raw)?;
+    match state.store.get(&name).await? {
+        Some(candidate) => Ok(Json([candidate])),
+        None => Err(ApiError::not_found("candidate not found")),
+    }
+}
+
+/// `POST /candidate/{name}`: idempotent insert. The body is read (so its size limit
+/// holds for bodies of unknown length) and ignored.
+pub async fn put_one(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Candidate>, ApiError> {
+    let Path(raw) = name?;
+    let name = CandidateName::parse(raw)?;
+    body?;
+    state.store.put(&name).await?;
+    Ok(Json(Candidate::from(name)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /candidates?limit=&cursor=`: one page in ascending name order.
+pub async fn list(
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params?;
+    let limit = params
+        .limit
+        .as_deref()
+        .map_or(Ok(PageLimit::DEFAULT), PageLimit::parse)?;
+    let cursor = params.cursor.as_deref().map(Cursor::decode).transpose()?;
+
+    let page = state
+        .store
+        .list(limit, cursor.as_ref().map(Cursor::last_seen))
+        .await?;
+    // "None at all" is the original's 404; past the first page an empty one is simply
+    // the end of the listing.
+    if page.candidates.is_empty() && cursor.is_none() {
+        return Err(ApiError::not_found("no candidates"));
+    }
+    let next = page.next.as_ref().map(Cursor::encode);
+    let mut response = Json(page.candidates).into_response();
+    if let Some(next) = next {
+        let value = HeaderValue::from_str(&next).map_err(|_| ApiError::Internal)?;
+        response.headers_mut().insert(NEXT_CURSOR_HEADER, value);
+    }
+    Ok(response)
+}

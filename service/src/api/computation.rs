@@ -1,0 +1,79 @@
+//! `GET /computation?seed=&iterations=`: the MD5 chain, run on the computation pool.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::AppState;
+use crate::computation::PoolError;
+use crate::error::ApiError;
+
+/// Longest accepted `?seed=`, in bytes: every step hashes the seed again.
+pub const MAX_SEED_BYTES: usize = 1024;
+
+#[derive(Debug, Deserialize)]
+pub struct ComputationParams {
+    seed: Option<String>,
+    iterations: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ComputationResult {
+    hash: String,
+    iterations: u32,
+    /// The seed used: the request's, or the timestamp chosen for it, so a client can
+    /// always check the hash.
+    seed: String,
+    #[serde(rename = "instance-id")]
+    instance_id: String,
+    elapsed_ms: u64,
+}
+
+pub async fn compute(
+    State(state): State<AppState>,
+    params: Result<Query<ComputationParams>, QueryRejection>,
+) -> Result<Json<ComputationResult>, ApiError> {
+    let Query(params) = params?;
+    let max = state.limits.max_iterations;
+    let iterations = match params.iterations.as_deref() {
+        None => state.limits.default_iterations,
+        Some(raw) => match raw.trim().parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "iterations must be a whole number from 1 to {max}"
+                )));
+            }
+        },
+    };
+    let seed = match params.seed {
+        Some(seed) if seed.is_empty() || seed.len() > MAX_SEED_BYTES => {
+            return Err(ApiError::bad_request(format!(
+                "seed must be 1 to {MAX_SEED_BYTES} bytes"
+            )));
+        }
+        Some(seed) => seed,
+        None => OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .map_err(|_| ApiError::Internal)?,
+    };
+
+    let computed = state
+        .pool
+        .compute(seed.clone(), iterations)
+        .await
+        .map_err(|err| match err {
+            PoolError::QueueFull => ApiError::retry_later(err.to_string(), 1),
+            PoolError::Stopped => ApiError::Internal,
+        })?;
+    Ok(Json(ComputationResult {
+        hash: computed.hash,
+        iterations,
+        seed,
+        instance_id: state.instance.get().await.to_owned(),
+        elapsed_ms: u64::try_from(computed.elapsed.as_millis()).unwrap_or(u64::MAX),
+    }))
+}

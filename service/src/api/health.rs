@@ -1,0 +1,61 @@
+//! `GET /gtg`: the load balancer's health check, shallow on purpose.
+//!
+//! A store outage must not make the load balancer take every instance out of service,
+//! so the plain check only says whether this process is willing to serve. Store
+//! connectivity is reported by `?details`, in metrics and in logs.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// `?details` must answer quickly even when the store hangs.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn gtg(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    if state.lifecycle.is_draining() {
+        return ApiError::unavailable("draining for shutdown").into_response();
+    }
+    if !wants_details(query.as_deref()) {
+        return StatusCode::OK.into_response();
+    }
+    let connected = matches!(
+        tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await,
+        Ok(Ok(()))
+    );
+    Json(json!({
+        "connected": if connected { "true" } else { "false" },
+        "instance-id": state.instance.get().await,
+    }))
+    .into_response()
+}
+
+/// `details` present as a key, with or without a value, as in the original service.
+fn wants_details(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.split('=').next() == Some("details"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_details;
+
+    #[test]
+    fn details_is_a_flag() {
+        assert!(wants_details(Some("details")));
+        assert!(wants_details(Some("details=")));
+        assert!(wants_details(Some("x=1&details=true")));
+        assert!(!wants_details(None));
+        assert!(!wants_details(Some("")));
+        assert!(!wants_details(Some("detailsx")));
+        assert!(!wants_details(Some("x=details")));
+    }
+}

@@ -1,0 +1,258 @@
+//! The service's whole configuration: one typed struct, from flags or `CANDIDATES_*`
+//! environment variables, with defaults that run on a laptop.
+//!
+//! A bad value stops the start with a message that names the variable, so a typo in a
+//! systemd environment file is found at boot rather than at the first request.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::store::StoreUrl;
+
+/// The port the service listens on by default; the load balancer's target group uses
+/// the same one.
+pub const DEFAULT_PORT: u16 = 8000;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "candidates",
+    version,
+    about = "Candidates API: axum on SQLite or DynamoDB, built to scale in an EC2 Auto Scaling Group",
+    long_about = "Candidates API: axum on SQLite or DynamoDB, built to scale in an EC2 Auto Scaling \
+                  Group.\n\nEvery option can also be set through the environment variable shown \
+                  with it. AWS region, credentials and endpoint come from the AWS SDK's standard \
+                  chain (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, the instance role)."
+)]
+pub struct Config {
+    /// Address and port to listen on (port 0 picks a free one and logs it).
+    #[arg(long, env = "CANDIDATES_LISTEN", value_name = "ADDR", default_value = "0.0.0.0:8000",
+          value_parser = named::<SocketAddr>("CANDIDATES_LISTEN", "an address and port such as 0.0.0.0:8000"))]
+    pub listen: SocketAddr,
+
+    /// Where candidates are stored: sqlite://<path> (created on first run),
+    /// sqlite::memory: or dynamodb://<table>.
+    #[arg(long, env = "CANDIDATES_STORE", value_name = "URL", default_value = "sqlite://data/candidates.db",
+          value_parser = store_url)]
+    pub store: StoreUrl,
+
+    /// Chain length of /computation when the request gives no ?iterations=.
+    #[arg(long, env = "CANDIDATES_COMPUTATION_ITERATIONS", value_name = "N", default_value_t = 50_000,
+          value_parser = bounded("CANDIDATES_COMPUTATION_ITERATIONS", 1, MAX_ITERATIONS_LIMIT))]
+    pub computation_iterations: u32,
+
+    /// The largest ?iterations= a request may ask for.
+    #[arg(long, env = "CANDIDATES_COMPUTATION_MAX_ITERATIONS", value_name = "N", default_value_t = 1_000_000,
+          value_parser = bounded("CANDIDATES_COMPUTATION_MAX_ITERATIONS", 1, MAX_ITERATIONS_LIMIT))]
+    pub computation_max_iterations: u32,
+
+    /// Threads that run /computation [default: the number of CPU cores].
+    #[arg(long, env = "CANDIDATES_COMPUTATION_WORKERS", value_name = "N",
+          value_parser = bounded("CANDIDATES_COMPUTATION_WORKERS", 1, 1024))]
+    pub computation_workers: Option<u32>,
+
+    /// Computations that may wait for a free worker; beyond that /computation answers
+    /// 503 with Retry-After. 0 accepts work only when a worker is idle.
+    #[arg(long, env = "CANDIDATES_COMPUTATION_QUEUE", value_name = "N", default_value_t = 64,
+          value_parser = bounded("CANDIDATES_COMPUTATION_QUEUE", 0, 100_000))]
+    pub computation_queue: u32,
+
+    /// Longest time a request may take; past it the client gets 503. Store calls give
+    /// up a little earlier so their own 503 wins.
+    #[arg(long, env = "CANDIDATES_REQUEST_TIMEOUT_SECS", value_name = "SECS", default_value_t = 10,
+          value_parser = bounded("CANDIDATES_REQUEST_TIMEOUT_SECS", 1, 300))]
+    pub request_timeout_secs: u32,
+
+    /// On SIGTERM or Ctrl-C, keep serving this long with /gtg answering 503 so a load
+    /// balancer stops sending traffic, then stop accepting and finish in-flight requests
+    /// (each bounded by the request timeout). A second signal skips the wait.
+    #[arg(long, env = "CANDIDATES_SHUTDOWN_DRAIN_SECS", value_name = "SECS", default_value_t = 0,
+          value_parser = bounded("CANDIDATES_SHUTDOWN_DRAIN_SECS", 0, 300))]
+    pub shutdown_drain_secs: u32,
+
+    /// Instance id to report instead of asking EC2's metadata service (IMDSv2).
+    #[arg(long, env = "CANDIDATES_INSTANCE_ID", value_name = "ID")]
+    pub instance_id: Option<String>,
+
+    /// Log format: json, pretty, or auto (JSON unless standard output is a terminal).
+    #[arg(long, env = "CANDIDATES_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+}
+
+/// The hard ceiling on any iteration setting: about two seconds of hashing per request.
+const MAX_ITERATIONS_LIMIT: u32 = 10_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+impl Config {
+    /// Reads flags and environment; prints the problem (or `--help`) and exits when the
+    /// configuration cannot be used.
+    pub fn load() -> Self {
+        let config = Self::try_parse().unwrap_or_else(|err| err.exit());
+        config.validated().unwrap_or_else(|message| {
+            eprintln!("error: {message}");
+            std::process::exit(2);
+        })
+    }
+
+    /// Checks that the options agree with each other.
+    pub fn validated(self) -> Result<Self, String> {
+        if self.computation_iterations > self.computation_max_iterations {
+            return Err(format!(
+                "CANDIDATES_COMPUTATION_ITERATIONS ({}) must not exceed \
+                 CANDIDATES_COMPUTATION_MAX_ITERATIONS ({})",
+                self.computation_iterations, self.computation_max_iterations
+            ));
+        }
+        Ok(self)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.request_timeout_secs))
+    }
+
+    pub fn shutdown_drain(&self) -> Duration {
+        Duration::from_secs(u64::from(self.shutdown_drain_secs))
+    }
+
+    pub fn workers(&self) -> NonZeroUsize {
+        self.computation_workers
+            .and_then(|n| NonZeroUsize::new(n as usize))
+            .or_else(|| std::thread::available_parallelism().ok())
+            .unwrap_or(NonZeroUsize::MIN)
+    }
+}
+
+/// A parser for `T` whose error names the variable and says what is expected.
+fn named<T: FromStr>(
+    variable: &'static str,
+    expected: &'static str,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
+    move |raw| {
+        raw.trim()
+            .parse()
+            .map_err(|_| format!("{variable} must be {expected}"))
+    }
+}
+
+/// A whole number in `min..=max`, with an error that names the variable.
+fn bounded(
+    variable: &'static str,
+    min: u32,
+    max: u32,
+) -> impl Fn(&str) -> Result<u32, String> + Clone + Send + Sync + 'static {
+    move |raw| match raw.trim().parse::<u32>() {
+        Ok(value) if (min..=max).contains(&value) => Ok(value),
+        _ => Err(format!(
+            "{variable} must be a whole number from {min} to {max}"
+        )),
+    }
+}
+
+fn store_url(raw: &str) -> Result<StoreUrl, String> {
+    raw.trim()
+        .parse()
+        .map_err(|why| format!("CANDIDATES_STORE: {why}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        Config::try_parse_from(std::iter::once("candidates").chain(args.iter().copied()))
+            .map_err(|err| err.to_string())
+            .and_then(Config::validated)
+    }
+
+    #[test]
+    fn defaults_run_locally() {
+        // clap also reads CANDIDATES_* here: run the unit tests without them set.
+        let config = parse(&[]).expect("defaults are valid");
+        assert_eq!(config.listen, "0.0.0.0:8000".parse().expect("addr"));
+        assert_eq!(config.listen.port(), DEFAULT_PORT);
+        assert_eq!(
+            config.store,
+            StoreUrl::SqliteFile("data/candidates.db".into())
+        );
+        assert_eq!(config.computation_iterations, 50_000);
+        assert_eq!(config.computation_queue, 64);
+        assert_eq!(config.request_timeout(), Duration::from_secs(10));
+        assert_eq!(config.shutdown_drain(), Duration::ZERO);
+        assert_eq!(config.log_format, LogFormat::Auto);
+        assert!(config.workers().get() >= 1);
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let config = parse(&[
+            "--listen=127.0.0.1:0",
+            "--store=dynamodb://my-table",
+            "--computation-workers=3",
+            "--computation-queue=0",
+            "--shutdown-drain-secs=15",
+            "--instance-id=i-123",
+            "--log-format=json",
+        ])
+        .expect("valid");
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(
+            config.store,
+            StoreUrl::DynamoDb {
+                table: "my-table".into()
+            }
+        );
+        assert_eq!(config.workers().get(), 3);
+        assert_eq!(config.computation_queue, 0);
+        assert_eq!(config.shutdown_drain(), Duration::from_secs(15));
+        assert_eq!(config.instance_id.as_deref(), Some("i-123"));
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases = [
+            ("--listen=nowhere", "CANDIDATES_LISTEN"),
+            ("--store=mysql://x", "CANDIDATES_STORE"),
+            ("--computation-workers=0", "CANDIDATES_COMPUTATION_WORKERS"),
+            ("--computation-queue=-1", "CANDIDATES_COMPUTATION_QUEUE"),
+            (
+                "--computation-iterations=abc",
+                "CANDIDATES_COMPUTATION_ITERATIONS",
+            ),
+            (
+                "--request-timeout-secs=0",
+                "CANDIDATES_REQUEST_TIMEOUT_SECS",
+            ),
+            (
+                "--shutdown-drain-secs=9999",
+                "CANDIDATES_SHUTDOWN_DRAIN_SECS",
+            ),
+        ];
+        for (flag, variable) in cases {
+            let err = parse(&[flag]).expect_err(flag);
+            assert!(err.contains(variable), "{flag}: {err}");
+        }
+    }
+
+    #[test]
+    fn options_must_agree_with_each_other() {
+        let err = parse(&[
+            "--computation-iterations=2000",
+            "--computation-max-iterations=1000",
+        ])
+        .expect_err("iterations above the maximum");
+        assert!(
+            err.contains("CANDIDATES_COMPUTATION_MAX_ITERATIONS"),
+            "{err}"
+        );
+    }
+}

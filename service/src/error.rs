@@ -1,0 +1,224 @@
+//! The one place where failures become HTTP responses.
+//!
+//! Every handler and middleware returns `ApiError`; its `IntoResponse` picks the status
+//! and writes the `{"error": "..."}` body. Internal causes (store errors, panics) are
+//! logged where they happen and never reach the client.
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::candidate::{CursorError, LimitError, NameError};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// A dependency or a bounded resource cannot serve now. With `retry_after_secs` the
+    /// client learns when to try again (`Retry-After`).
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest(message.into())
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(message.into())
+    }
+
+    /// 503 with `Retry-After`: the same request may succeed in `retry_after_secs`.
+    pub fn retry_later(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            retry_after_secs: Some(retry_after_secs),
+        }
+    }
+
+    /// 503 without a hint: this process will not serve it (it is shutting down).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
+        if let Self::Unavailable {
+            retry_after_secs: Some(retry_after_secs),
+            ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+impl From<NameError> for ApiError {
+    fn from(err: NameError) -> Self {
+        Self::bad_request(err.to_string())
+    }
+}
+
+impl From<LimitError> for ApiError {
+    fn from(err: LimitError) -> Self {
+        Self::bad_request(err.to_string())
+    }
+}
+
+impl From<CursorError> for ApiError {
+    fn from(err: CursorError) -> Self {
+        Self::bad_request(err.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        // The cause was logged and counted by the store wrapper; the client only
+        // needs to know it may retry.
+        match err {
+            StoreError::Unavailable { .. } => Self::retry_later("candidate store unavailable", 1),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(err: PathRejection) -> Self {
+        Self::bad_request(format!("invalid path: {}", err.body_text()))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(err: QueryRejection) -> Self {
+        Self::bad_request(format!("invalid query string: {}", err.body_text()))
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(err: BytesRejection) -> Self {
+        if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge {
+                limit: crate::api::BODY_LIMIT_BYTES,
+            }
+        } else {
+            Self::bad_request(format!("could not read request body: {}", err.body_text()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        serde_json::from_slice(&bytes).expect("json body")
+    }
+
+    #[tokio::test]
+    async fn every_error_maps_to_its_status_and_a_json_body() {
+        let cases = [
+            (ApiError::bad_request("bad"), 400, "bad"),
+            (ApiError::not_found("gone"), 404, "gone"),
+            (ApiError::MethodNotAllowed, 405, "method not allowed"),
+            (
+                ApiError::PayloadTooLarge { limit: 10 },
+                413,
+                "request body is larger than 10 bytes",
+            ),
+            (ApiError::retry_later("busy", 1), 503, "busy"),
+            (ApiError::unavailable("draining"), 503, "draining"),
+            (ApiError::Internal, 500, "internal error"),
+        ];
+        for (err, status, message) in cases {
+            let response = err.into_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "application/json",
+                "{status}"
+            );
+            assert_eq!(body_json(response).await, json!({ "error": message }));
+        }
+    }
+
+    #[tokio::test]
+    async fn unavailable_tells_the_client_when_to_retry() {
+        let response = ApiError::retry_later("queue full", 2).into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        for no_hint in [
+            ApiError::bad_request("x"),
+            ApiError::unavailable("draining"),
+        ] {
+            assert!(
+                no_hint
+                    .into_response()
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .is_none()
+            );
+        }
+    }
+
+    #[test]
+    fn domain_errors_are_client_errors() {
+        assert_eq!(
+            ApiError::from(NameError::Empty).status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(ApiError::from(LimitError).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            ApiError::from(CursorError).status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn store_failures_are_503_not_500() {
+        let err = StoreError::unavailable("get", std::io::Error::other("connection refused"));
+        let api = ApiError::from(err);
+        assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // The internal cause stays in the logs.
+        assert!(!api.to_string().contains("refused"));
+    }
+}

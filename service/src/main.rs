@@ -1,0 +1,103 @@
+//! `candidates`: read the configuration, start logging, open the store, serve until a
+//! signal, drain, exit.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use candidates::computation::ComputationPool;
+use candidates::config::Config;
+use candidates::instance::InstanceIdentity;
+use candidates::lifecycle::{self, Lifecycle, ShutdownPolicy, Signals};
+use candidates::store::{self, StoreTimeouts};
+use candidates::{AppState, Limits, telemetry};
+
+// mimalloc: fewer page faults and less lock contention than glibc malloc under many
+// small, short-lived allocations (request parsing, JSON), measured in docs/BENCHMARKS.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::load();
+    telemetry::init_tracing(config.log_format);
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), String> {
+    let signals = Signals::register().map_err(|err| format!("cannot handle signals: {err}"))?;
+    let metrics = telemetry::metrics_handle();
+    let instance = InstanceIdentity::resolve_in_background(config.instance_id.clone());
+    let store = store::open(
+        &config.store,
+        StoreTimeouts::within(config.request_timeout()),
+    )
+    .await?;
+    let pool = ComputationPool::start(config.workers(), config.computation_queue as usize);
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|err| {
+            format!(
+                "cannot listen on {} (CANDIDATES_LISTEN): {err}",
+                config.listen
+            )
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|err| format!("cannot read the listening address: {err}"))?;
+    tracing::info!(
+        %addr,
+        store = %config.store,
+        computation_workers = pool.workers(),
+        computation_queue = pool.queue_capacity(),
+        "listening"
+    );
+
+    // Report the store's state without delaying the first request; a store that is
+    // down is retried on every call and recovers by itself.
+    let probe = store.clone();
+    tokio::spawn(async move {
+        match probe.ping().await {
+            Ok(()) => tracing::info!(backend = probe.backend(), "store connected"),
+            Err(err) => tracing::warn!(error = %err, "store not reachable yet; serving anyway"),
+        }
+    });
+    tokio::spawn(upkeep(metrics.clone()));
+
+    let lifecycle = Lifecycle::default();
+    let state = AppState {
+        store,
+        pool,
+        instance,
+        lifecycle: lifecycle.clone(),
+        metrics,
+        limits: Limits {
+            default_iterations: config.computation_iterations,
+            max_iterations: config.computation_max_iterations,
+            request_timeout: config.request_timeout(),
+        },
+    };
+    let policy = ShutdownPolicy {
+        drain: config.shutdown_drain(),
+        // Every request is cut off at the request timeout, so this bounds the wait.
+        in_flight_limit: config.request_timeout() + Duration::from_secs(1),
+    };
+    lifecycle::serve(listener, candidates::app(state), lifecycle, signals, policy)
+        .await
+        .map_err(|err| format!("server error: {err}"))
+}
+
+/// Keeps the metrics recorder's memory bounded between scrapes.
+async fn upkeep(metrics: metrics_exporter_prometheus::PrometheusHandle) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        metrics.run_upkeep();
+    }
+}

@@ -1,0 +1,235 @@
+//! The production store: a DynamoDB table keyed by `CandidateName` (S).
+//!
+//! Listing in a stable order that SQLite can match rules out `Scan`, whose order is the
+//! table's internal hash order. Instead every item carries a small `ListShard` number
+//! and the global secondary index `ByName` (hash `ListShard`, range `CandidateName`,
+//! keys only) keeps each shard sorted by name. A page is one `Query` per shard for the
+//! names after the cursor, merged: ascending UTF-8 byte order, exactly as SQLite's.
+//! Sharding spreads the index's writes over several partitions, so the index never
+//! becomes the one hot key that would throttle every write of the table.
+//!
+//! Reads of one candidate use `GetItem` with `ConsistentRead`, so a GET right after an
+//! acknowledged POST sees it. Listing reads the index, which is eventually consistent.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::AttributeValue;
+use md5::{Digest, Md5};
+
+use super::{CandidateStore, StoreError, StoreTimeouts, parse_stored_name};
+use crate::candidate::{Candidate, CandidateName, Page, PageLimit};
+
+/// The table's partition key, as the original service named it.
+pub const PARTITION_KEY: &str = "CandidateName";
+/// The index that keeps names sorted within each shard.
+pub const LIST_INDEX: &str = "ByName";
+/// The index's partition key: a number in `0..LIST_SHARDS` derived from the name.
+pub const LIST_SHARD_ATTRIBUTE: &str = "ListShard";
+/// Changing this re-partitions the index: existing items keep their old shard, so it
+/// may grow (queries still cover the old values) but must never shrink.
+pub const LIST_SHARDS: u8 = 8;
+/// Every DynamoDB action this store calls: the IAM policy in `infra/` grants exactly
+/// these, and the test suite checks both against what moto saw the service send.
+pub const IAM_ACTIONS: &[&str] = &[
+    "dynamodb:DescribeTable",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+];
+
+#[derive(Debug)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbStore {
+    /// Region, credentials and endpoint come from the SDK's standard chain
+    /// (`AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, the instance role). Nothing is
+    /// sent until the first call, so an unreachable endpoint does not delay the start.
+    pub async fn from_environment(table: String, timeouts: StoreTimeouts) -> Result<Self, String> {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(crate::aws::http_client())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(timeouts.connect)
+                    .operation_attempt_timeout(timeouts.operation.min(Duration::from_secs(3)))
+                    .operation_timeout(timeouts.operation)
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .load()
+            .await;
+        if config.region().is_none() {
+            return Err(format!(
+                "CANDIDATES_STORE=dynamodb://{table} needs an AWS region: set AWS_REGION \
+                 (or a region in your AWS profile)"
+            ));
+        }
+        Ok(Self {
+            client: Client::new(&config),
+            table,
+        })
+    }
+
+    async fn query_shard(
+        &self,
+        shard: u8,
+        after: Option<&CandidateName>,
+        want: usize,
+    ) -> Result<Vec<CandidateName>, StoreError> {
+        let mut names = Vec::with_capacity(want);
+        let mut start_key: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let remaining = i32::try_from(want - names.len()).unwrap_or(i32::MAX);
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(LIST_INDEX)
+                .expression_attribute_names("#shard", LIST_SHARD_ATTRIBUTE)
+                .expression_attribute_values(":shard", AttributeValue::N(shard.to_string()))
+                .scan_index_forward(true)
+                .limit(remaining)
+                .set_exclusive_start_key(start_key.take());
+            let query = match after {
+                Some(after) => query
+                    .key_condition_expression("#shard = :shard AND #name > :after")
+                    .expression_attribute_names("#name", PARTITION_KEY)
+                    .expression_attribute_values(":after", AttributeValue::S(after.to_string())),
+                None => query.key_condition_expression("#shard = :shard"),
+            };
+            let output = query.send().await.map_err(|err| sdk_error("list", err))?;
+            names.extend(output.items().iter().filter_map(name_of));
+            // A page can stop short of `Limit` when it reaches 1 MB; keep reading.
+            match output.last_evaluated_key() {
+                Some(key) if names.len() < want => start_key = Some(key.clone()),
+                _ => return Ok(names),
+            }
+        }
+    }
+}
+
+/// The index shard of a name: stable across releases and instances, because both the
+/// writer and every reader of the index derive it the same way.
+pub fn list_shard(name: &CandidateName) -> u8 {
+    Md5::digest(name.as_str().as_bytes())[0] % LIST_SHARDS
+}
+
+fn name_of(item: &HashMap<String, AttributeValue>) -> Option<CandidateName> {
+    let raw = item.get(PARTITION_KEY)?.as_s().ok()?;
+    parse_stored_name("dynamodb", raw.clone())
+}
+
+fn sdk_error<E>(operation: &'static str, err: E) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    StoreError::unavailable(operation, DisplayErrorContext(err).to_string())
+}
+
+#[async_trait]
+impl CandidateStore for DynamoDbStore {
+    async fn put(&self, name: &CandidateName) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, AttributeValue::S(name.to_string()))
+            .item(
+                LIST_SHARD_ATTRIBUTE,
+                AttributeValue::N(list_shard(name).to_string()),
+            )
+            .send()
+            .await
+            .map_err(|err| sdk_error("put", err))?;
+        Ok(())
+    }
+
+    async fn get(&self, name: &CandidateName) -> Result<Option<Candidate>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(name.to_string()))
+            .consistent_read(true)
+            .projection_expression("#name")
+            .expression_attribute_names("#name", PARTITION_KEY)
+            .send()
+            .await
+            .map_err(|err| sdk_error("get", err))?;
+        Ok(output.item().and_then(name_of).map(Candidate::from))
+    }
+
+    async fn list(
+        &self,
+        limit: PageLimit,
+        after: Option<&CandidateName>,
+    ) -> Result<Page, StoreError> {
+        // Any name among the first `limit + 1` overall is among the first `limit + 1` of
+        // its own shard, so that many per shard is enough to fill the page and to know
+        // whether another one follows.
+        let want = limit.get() + 1;
+        let shards = (0..LIST_SHARDS).map(|shard| self.query_shard(shard, after, want));
+        let mut names: Vec<CandidateName> = futures_util::future::try_join_all(shards)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        names.sort_unstable();
+        Ok(Page::from_sorted(names, limit))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|err| sdk_error("ping", err))?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "dynamodb"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_stable_and_in_range() {
+        // Written down once: a change here would hide existing items from listings.
+        let fixed = [("John Smith", 1), ("Zoë", 3), ("a", 4), ("李小龙", 6)];
+        for (raw, shard) in fixed {
+            let name = CandidateName::parse(raw).expect("valid");
+            assert_eq!(list_shard(&name), shard, "{raw}");
+        }
+    }
+
+    #[test]
+    fn names_spread_over_every_shard() {
+        let mut seen = [0u32; LIST_SHARDS as usize];
+        for i in 0..800 {
+            let name = CandidateName::parse(format!("candidate-{i}")).expect("valid");
+            seen[usize::from(list_shard(&name))] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 50), "uneven shards: {seen:?}");
+    }
+
+    #[test]
+    fn iam_actions_are_sorted_and_unique() {
+        let mut sorted = IAM_ACTIONS.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted, IAM_ACTIONS);
+    }
+}

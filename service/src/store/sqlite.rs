@@ -1,0 +1,257 @@
+//! The embedded store: SQLite through sqlx, in WAL mode, schema from `migrations/`.
+//!
+//! The pool is opened lazily and re-opened after a failure, so a database that cannot be
+//! opened at start (a read-only folder, a full disk) is reported as unavailable rather
+//! than stopping the process, and starts working once the cause is fixed.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use tokio::sync::OnceCell;
+
+use super::{CandidateStore, StoreError, StoreTimeouts, parse_stored_name};
+use crate::candidate::{Candidate, CandidateName, Page, PageLimit};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    location: Location,
+    timeouts: StoreTimeouts,
+    pool: OnceCell<SqlitePool>,
+}
+
+#[derive(Debug)]
+enum Location {
+    File(PathBuf),
+    Memory,
+}
+
+impl SqliteStore {
+    pub fn file(path: PathBuf, timeouts: StoreTimeouts) -> Self {
+        Self::new(Location::File(path), timeouts)
+    }
+
+    pub fn memory(timeouts: StoreTimeouts) -> Self {
+        Self::new(Location::Memory, timeouts)
+    }
+
+    fn new(location: Location, timeouts: StoreTimeouts) -> Self {
+        Self {
+            location,
+            timeouts,
+            pool: OnceCell::new(),
+        }
+    }
+
+    /// The pool, opening it (and migrating the schema) on first use or after a failed
+    /// attempt.
+    async fn pool(&self, operation: &'static str) -> Result<&SqlitePool, StoreError> {
+        self.pool
+            .get_or_try_init(|| self.open())
+            .await
+            .map_err(|err| StoreError::unavailable(operation, err))
+    }
+
+    async fn open(&self) -> Result<SqlitePool, Box<dyn std::error::Error + Send + Sync>> {
+        let options = SqliteConnectOptions::new()
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged POST survives a power cut, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(self.timeouts.operation)
+            .foreign_keys(true);
+        let (options, pool) = match &self.location {
+            Location::File(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|err| {
+                        format!("cannot create folder {}: {err}", parent.display())
+                    })?;
+                }
+                let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(u32::try_from(readers.max(4)).unwrap_or(4))
+                    .min_connections(1);
+                (options.filename(path).create_if_missing(true), pool)
+            }
+            // Every connection of the pool shares one in-memory database, which lives as
+            // long as one connection does: keep one open for the life of the process.
+            Location::Memory => {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
+                let options: SqliteConnectOptions = "sqlite::memory:".parse()?;
+                (options.journal_mode(SqliteJournalMode::Memory), pool)
+            }
+        };
+        let pool = pool
+            .acquire_timeout(self.timeouts.operation)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(pool)
+    }
+
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeouts.operation, call).await {
+            Ok(result) => result.map_err(|err| StoreError::unavailable(operation, err)),
+            Err(elapsed) => Err(StoreError::unavailable(operation, elapsed)),
+        }
+    }
+}
+
+fn name_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Option<CandidateName>, sqlx::Error> {
+    let raw: String = row.try_get("name")?;
+    Ok(parse_stored_name("sqlite", raw))
+}
+
+#[async_trait]
+impl CandidateStore for SqliteStore {
+    async fn put(&self, name: &CandidateName) -> Result<(), StoreError> {
+        let pool = self.pool("put").await?;
+        let insert =
+            sqlx::query("INSERT INTO candidates (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")
+                .bind(name.as_str())
+                .execute(pool);
+        self.bounded("put", insert).await.map(drop)
+    }
+
+    async fn get(&self, name: &CandidateName) -> Result<Option<Candidate>, StoreError> {
+        let pool = self.pool("get").await?;
+        let select = async {
+            let row = sqlx::query("SELECT name FROM candidates WHERE name = ?1")
+                .bind(name.as_str())
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.as_ref().map(name_from_row).transpose()?.flatten())
+        };
+        let found = self.bounded("get", select).await?;
+        Ok(found.map(Candidate::from))
+    }
+
+    async fn list(
+        &self,
+        limit: PageLimit,
+        after: Option<&CandidateName>,
+    ) -> Result<Page, StoreError> {
+        let pool = self.pool("list").await?;
+        // Every valid name sorts after the empty string, so "" means "from the start".
+        let after = after.map_or("", CandidateName::as_str);
+        let fetch = i64::try_from(limit.get() + 1).unwrap_or(i64::MAX);
+        let select = async {
+            let rows =
+                sqlx::query("SELECT name FROM candidates WHERE name > ?1 ORDER BY name LIMIT ?2")
+                    .bind(after)
+                    .bind(fetch)
+                    .fetch_all(pool)
+                    .await?;
+            let names = rows
+                .iter()
+                .map(name_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(names.into_iter().flatten().collect())
+        };
+        let names = self.bounded("list", select).await?;
+        Ok(Page::from_sorted(names, limit))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let pool = self.pool("ping").await?;
+        let probe = sqlx::query("SELECT 1").execute(pool);
+        self.bounded("ping", probe).await.map(drop)
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn default_timeouts() -> StoreTimeouts {
+        StoreTimeouts::within(Duration::from_secs(5))
+    }
+
+    fn name(raw: &str) -> CandidateName {
+        CandidateName::parse(raw).expect("valid")
+    }
+
+    fn names(page: &Page) -> Vec<&str> {
+        page.candidates.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn put_is_an_idempotent_upsert_and_get_sees_it() {
+        let store = SqliteStore::memory(default_timeouts());
+        assert_eq!(store.get(&name("Zoë")).await.expect("get"), None);
+        store.put(&name("Zoë")).await.expect("put");
+        store.put(&name("Zoë")).await.expect("put again");
+        assert_eq!(
+            store.get(&name("Zoë")).await.expect("get"),
+            Some(Candidate::from(name("Zoë")))
+        );
+        let page = store.list(PageLimit::DEFAULT, None).await.expect("list");
+        assert_eq!(names(&page), ["Zoë"]);
+    }
+
+    #[tokio::test]
+    async fn list_pages_in_byte_order_and_resumes_after_the_cursor() {
+        let store = SqliteStore::memory(default_timeouts());
+        for raw in ["b", "a", "Z", "é", "aa", "李"] {
+            store.put(&name(raw)).await.expect("put");
+        }
+        let limit = PageLimit::new(4).expect("limit");
+        let first = store.list(limit, None).await.expect("first page");
+        // Upper case before lower case, ASCII before multi-byte: UTF-8 byte order.
+        assert_eq!(names(&first), ["Z", "a", "aa", "b"]);
+        let cursor = first.next.expect("more pages");
+        let second = store
+            .list(limit, Some(cursor.last_seen()))
+            .await
+            .expect("second page");
+        assert_eq!(names(&second), ["é", "李"]);
+        assert_eq!(second.next, None);
+    }
+
+    #[tokio::test]
+    async fn a_file_database_is_created_with_its_folder_and_survives_reopening() {
+        let dir = std::env::temp_dir().join(format!("candidates-sqlite-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("nested").join("c.db");
+        {
+            let store = SqliteStore::file(path.clone(), default_timeouts());
+            store.put(&name("kept")).await.expect("put");
+        }
+        let reopened = SqliteStore::file(path.clone(), default_timeouts());
+        assert!(reopened.get(&name("kept")).await.expect("get").is_some());
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn an_unopenable_database_is_unavailable_and_recovers_without_a_restart() {
+        let dir = std::env::temp_dir().join(format!("candidates-sqlite-{}", uuid::Uuid::new_v4()));
+        // A regular file where the folder should be: opening must fail.
+        std::fs::write(&dir, b"not a folder").expect("blocker");
+        let store = SqliteStore::file(dir.join("c.db"), default_timeouts());
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::Unavailable {
+                operation: "ping",
+                ..
+            })
+        ));
+        std::fs::remove_file(&dir).expect("remove blocker");
+        store.ping().await.expect("recovered");
+        store.put(&name("after recovery")).await.expect("put");
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+}
