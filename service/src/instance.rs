@@ -87,6 +87,7 @@ async fn from_imds() -> Result<String, Box<dyn std::error::Error + Send + Sync>>
         .configure(&ProviderConfig::default().with_http_client(crate::aws::http_client()))
         .connect_timeout(IMDS_CONNECT_TIMEOUT)
         .read_timeout(IMDS_READ_TIMEOUT)
+        .operation_timeout(IMDS_CONNECT_TIMEOUT + IMDS_READ_TIMEOUT)
         .max_attempts(1)
         .build();
     let id = client.get(IMDS_INSTANCE_ID_PATH).await?;

@@ -6,11 +6,12 @@ mod computation;
 mod health;
 mod metrics;
 mod middleware;
+mod openapi;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tower::ServiceBuilder;
@@ -25,29 +26,43 @@ pub const HEALTH_PATH: &str = "/gtg";
 /// Request bodies are ignored, so anything larger than this is refused with 413.
 pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
 
-/// Every route the service answers, as the router spells them: the OpenAPI document
-/// and the infrastructure tests are checked against this list.
-pub const ROUTES: &[(&str, &[&str])] = &[
-    ("/", &["GET"]),
-    (HEALTH_PATH, &["GET"]),
-    ("/candidate/{name}", &["GET", "POST"]),
-    ("/candidates", &["GET"]),
-    ("/computation", &["GET"]),
-    ("/metrics", &["GET"]),
-];
+/// One route and method the service answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub method: &'static str,
+    /// As the router spells it (`/candidate/{name}`), which is also OpenAPI's spelling.
+    pub path: &'static str,
+}
+
+/// The router's single source of truth: `router` is built from this table and
+/// `endpoints` lists it, so the OpenAPI document can be checked against what is served.
+fn table() -> Vec<(Endpoint, MethodRouter<AppState>)> {
+    let at = |method, path| Endpoint { method, path };
+    vec![
+        (at("GET", "/"), get(invalid_request)),
+        (at("GET", HEALTH_PATH), get(health::gtg)),
+        (at("GET", "/candidate/{name}"), get(candidates::get_one)),
+        (at("POST", "/candidate/{name}"), post(candidates::put_one)),
+        (at("GET", "/candidates"), get(candidates::list)),
+        (at("GET", "/computation"), get(computation::compute)),
+        (at("GET", "/metrics"), get(metrics::render)),
+        (at("GET", "/openapi.yaml"), get(openapi::document)),
+    ]
+}
+
+/// Every route and method the service answers (`GET` routes also answer `HEAD`).
+pub fn endpoints() -> Vec<Endpoint> {
+    table().into_iter().map(|(endpoint, _)| endpoint).collect()
+}
 
 pub fn router(state: AppState) -> Router {
     let request_timeout = state.limits.request_timeout;
-    Router::new()
-        .route("/", get(invalid_request))
-        .route(HEALTH_PATH, get(health::gtg))
-        .route(
-            "/candidate/{name}",
-            get(candidates::get_one).post(candidates::put_one),
-        )
-        .route("/candidates", get(candidates::list))
-        .route("/computation", get(computation::compute))
-        .route("/metrics", get(metrics::render))
+    table()
+        .into_iter()
+        // Adding a path twice merges its methods.
+        .fold(Router::new(), |router, (endpoint, route)| {
+            router.route(endpoint.path, route)
+        })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Outermost first: the request id exists before anything logs, the access log

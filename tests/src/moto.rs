@@ -1,0 +1,154 @@
+//! moto's server: a real DynamoDB (and Auto Scaling) API on 127.0.0.1.
+//!
+//! `./scripts/test.sh` starts one shared server and exports `MOTO_ENDPOINT`; tests
+//! isolate themselves with a table of their own. Tests that stop and restart the server
+//! start a private one with `moto_server` from `.tools/bin`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use candidates::store::{LIST_INDEX, LIST_SHARD_ATTRIBUTE, PARTITION_KEY};
+use tokio::process::{Child, Command};
+
+pub const REGION: &str = "us-east-1";
+
+#[derive(Debug)]
+pub struct Moto {
+    pub endpoint: String,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Moto {
+    /// The server `./scripts/test.sh` started for the whole run.
+    pub fn shared() -> Self {
+        let endpoint = std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {
+            panic!("MOTO_ENDPOINT is not set: run the tests through ./scripts/test.sh, which starts moto")
+        });
+        let port = endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .expect("MOTO_ENDPOINT ends with a port");
+        Self {
+            endpoint,
+            port,
+            child: None,
+        }
+    }
+
+    /// A server of this test's own, which it may stop and start again.
+    pub async fn start_private() -> Self {
+        Self::start_on(crate::free_port()).await
+    }
+
+    /// A private server on a given port (for example one a service was told about
+    /// before anything listened there).
+    pub async fn start_on(port: u16) -> Self {
+        let mut moto = Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+            child: None,
+        };
+        moto.start_again().await;
+        moto
+    }
+
+    /// Stops a private server (its data is lost, as with a real outage of a fresh store).
+    pub async fn stop(&mut self) {
+        let mut child = self
+            .child
+            .take()
+            .expect("only a private moto can be stopped");
+        child.kill().await.expect("kill moto");
+    }
+
+    /// (Re)starts a private server on its port and waits until it answers.
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "moto is already running");
+        let child = Command::new(crate::tool("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start moto_server");
+        self.child = Some(child);
+        let client = self.dynamodb();
+        crate::eventually("moto to answer", Duration::from_secs(30), || async {
+            client.list_tables().send().await.ok()
+        })
+        .await;
+    }
+
+    /// An SDK client for setting up and inspecting what the service did.
+    pub fn dynamodb(&self) -> Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .http_client(
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                    .build_https(),
+            )
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// Creates the candidates table as `infra/` declares it: partition key, sorted index.
+    pub async fn create_table(&self, table: &str) {
+        let key = |name: &str, key_type| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+                .expect("key schema")
+        };
+        let attribute = |name: &str, kind| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(kind)
+                .build()
+                .expect("attribute")
+        };
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(LIST_INDEX)
+            .key_schema(key(LIST_SHARD_ATTRIBUTE, KeyType::Hash))
+            .key_schema(key(PARTITION_KEY, KeyType::Range))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
+            .build()
+            .expect("index");
+        self.dynamodb()
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute(PARTITION_KEY, ScalarAttributeType::S))
+            .attribute_definitions(attribute(LIST_SHARD_ATTRIBUTE, ScalarAttributeType::N))
+            .key_schema(key(PARTITION_KEY, KeyType::Hash))
+            .global_secondary_indexes(index)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("create table {table}: {err:?}"));
+    }
+
+    /// A fresh table with a unique name.
+    pub async fn new_table(&self) -> String {
+        let table = crate::unique("candidates");
+        self.create_table(&table).await;
+        table
+    }
+}

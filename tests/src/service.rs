@@ -1,0 +1,252 @@
+//! The real `candidates` binary, started on a free port of 127.0.0.1.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+use crate::Moto;
+
+/// The binary under test: `$CANDIDATES_BIN`, or the workspace's debug build (which
+/// `./scripts/test.sh` builds before running the tests).
+pub fn binary() -> PathBuf {
+    let path = std::env::var_os("CANDIDATES_BIN").map_or_else(
+        || crate::repo_root().join("target/debug/candidates"),
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "{} does not exist: build it with `cargo build -p candidates` (./scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// How to start the service: environment and arguments, reusable for a restart.
+#[derive(Debug, Clone)]
+pub struct ServiceBuilder {
+    env: BTreeMap<String, String>,
+}
+
+impl ServiceBuilder {
+    /// A service whose process environment holds nothing but what the test sets: no
+    /// AWS profile, no proxy, and no request to the real instance metadata service.
+    fn base(store: String) -> Self {
+        let mut env = BTreeMap::new();
+        for (key, value) in [
+            ("CANDIDATES_LISTEN", "127.0.0.1:0"),
+            ("CANDIDATES_LOG_FORMAT", "json"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials",
+            ),
+        ] {
+            env.insert(key.to_owned(), value.to_owned());
+        }
+        env.insert("CANDIDATES_STORE".to_owned(), store);
+        Self { env }
+    }
+
+    pub fn sqlite(path: &Path) -> Self {
+        Self::base(format!("sqlite://{}", path.display()))
+    }
+
+    pub fn memory() -> Self {
+        Self::base("sqlite::memory:".to_owned())
+    }
+
+    pub fn dynamodb(moto: &Moto, table: &str) -> Self {
+        Self::dynamodb_at(&moto.endpoint, table)
+    }
+
+    /// DynamoDB at any endpoint, reachable or not.
+    pub fn dynamodb_at(endpoint: &str, table: &str) -> Self {
+        Self::base(format!("dynamodb://{table}"))
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_REGION", crate::moto::REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+    }
+
+    pub fn env(mut self, key: &str, value: impl ToString) -> Self {
+        self.env.insert(key.to_owned(), value.to_string());
+        self
+    }
+
+    pub fn without_env(mut self, key: &str) -> Self {
+        self.env.remove(key);
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(binary());
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Starts the service and waits for its "listening" log line.
+    pub async fn start(&self) -> Service {
+        let mut child = self.command().spawn().expect("spawn candidates");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = oneshot::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        tokio::spawn(collect_logs(stdout, Arc::clone(&logs), Some(addr_tx)));
+        let stderr = child.stderr.take().expect("piped stderr");
+        tokio::spawn(collect_logs(stderr, Arc::clone(&logs), None));
+
+        let addr = match tokio::time::timeout(Duration::from_secs(15), addr_rx).await {
+            Ok(Ok(addr)) => addr,
+            _ => {
+                let exited = child.try_wait().ok().flatten();
+                panic!(
+                    "the service did not report a listening address (exit: {exited:?}); logs:\n{}",
+                    logs.lock().expect("logs").join("\n")
+                );
+            }
+        };
+        Service {
+            child,
+            addr,
+            logs,
+            client: client(),
+        }
+    }
+
+    /// Runs the binary expecting it to refuse to start: (exit status, stderr + stdout).
+    pub async fn start_and_fail(&self) -> (ExitStatus, String) {
+        let output = tokio::time::timeout(Duration::from_secs(30), self.command().output())
+            .await
+            .expect("the service should have exited")
+            .expect("run candidates");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        (output.status, text)
+    }
+}
+
+async fn collect_logs(
+    stream: impl tokio::io::AsyncRead + Unpin,
+    logs: Arc<Mutex<Vec<String>>>,
+    mut addr_tx: Option<oneshot::Sender<SocketAddr>>,
+) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(addr) = listening_addr(&line)
+            && let Some(tx) = addr_tx.take()
+        {
+            let _ = tx.send(addr);
+        }
+        logs.lock().expect("logs").push(line);
+    }
+}
+
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let entry: Value = serde_json::from_str(line).ok()?;
+    if entry["message"] != "listening" {
+        return None;
+    }
+    entry["addr"].as_str()?.parse().ok()
+}
+
+/// An HTTP client that never goes through a proxy (all traffic is to 127.0.0.1).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("HTTP client")
+}
+
+/// A running service; killed when dropped.
+#[derive(Debug)]
+pub struct Service {
+    child: Child,
+    pub addr: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+    client: reqwest::Client,
+}
+
+impl Service {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{path_and_query}", self.addr)
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path_and_query))
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("GET {path_and_query}: {err}"))
+    }
+
+    pub async fn post(&self, path_and_query: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(path_and_query))
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("POST {path_and_query}: {err}"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the service is running")
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, `KILL`) with the system's `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait(&mut self, limit: Duration) -> ExitStatus {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the service did not exit within {limit:?}"))
+            .expect("wait for the service")
+    }
+
+    /// Every line the service printed so far, parsed as JSON where possible.
+    pub fn logs(&self) -> Vec<Value> {
+        self.logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    pub fn raw_logs(&self) -> String {
+        self.logs.lock().expect("logs").join("\n")
+    }
+}

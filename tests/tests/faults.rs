@@ -1,0 +1,370 @@
+//! Faults degrade predictably and heal by themselves: a store that goes away or was
+//! never there, signals, a crash, bad configuration.
+
+use std::time::{Duration, Instant};
+
+use blackbox::imds::FakeImds;
+use blackbox::{Moto, Service, ServiceBuilder, encode_segment, eventually, free_port};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+async fn connected(svc: &Service) -> String {
+    let body: Value = svc.get("/gtg?details").await.json().await.expect("details");
+    body["connected"].as_str().expect("connected").to_owned()
+}
+
+/// Every store-backed call answers 503 with Retry-After, within the request timeout.
+async fn assert_store_calls_fail_fast(svc: &Service, request_timeout: Duration) {
+    for (method, path) in [
+        ("GET", "/candidate/Ada"),
+        ("POST", "/candidate/Ada"),
+        ("GET", "/candidates"),
+    ] {
+        let started = Instant::now();
+        let request = match method {
+            "GET" => svc.client().get(svc.url(path)),
+            _ => svc.client().post(svc.url(path)),
+        };
+        let response = request
+            .send()
+            .await
+            .expect("an answer, not a dropped connection");
+        let elapsed = started.elapsed();
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{method} {path}"
+        );
+        assert!(
+            response.headers().contains_key("retry-after"),
+            "{method} {path}"
+        );
+        // A correctness bound (the contract), not a performance goal.
+        assert!(
+            elapsed <= request_timeout + Duration::from_secs(1),
+            "{method} {path} took {elapsed:?}"
+        );
+    }
+    // The load balancer's check stays green: an outage must not empty the target group.
+    assert_eq!(svc.get("/gtg").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dynamodb_outage_is_503_and_heals_in_the_same_process() {
+    let mut moto = Moto::start_private().await;
+    let table = moto.new_table().await;
+    let timeout = Duration::from_secs(3);
+    let svc = ServiceBuilder::dynamodb(&moto, &table)
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", timeout.as_secs())
+        .start()
+        .await;
+    let pid = svc.pid();
+    assert_eq!(svc.post("/candidate/before").await.status(), StatusCode::OK);
+    assert_eq!(connected(&svc).await, "true");
+
+    moto.stop().await;
+    assert_eq!(connected(&svc).await, "false");
+    assert_store_calls_fail_fast(&svc, timeout).await;
+    let metrics = svc.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics.contains(r#"store_errors_total{backend="dynamodb",operation="get"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"store_up{backend="dynamodb"} 0"#),
+        "{metrics}"
+    );
+
+    // The store comes back (empty, as a freshly restored table would be).
+    moto.start_again().await;
+    moto.create_table(&table).await;
+    eventually(
+        "the service to reconnect",
+        Duration::from_secs(20),
+        || async { (connected(&svc).await == "true").then_some(()) },
+    )
+    .await;
+    assert_eq!(svc.post("/candidate/after").await.status(), StatusCode::OK);
+    assert_eq!(svc.get("/candidate/after").await.status(), StatusCode::OK);
+    assert_eq!(svc.get("/candidates").await.status(), StatusCode::OK);
+    assert_eq!(svc.pid(), pid, "recovered without a restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_that_is_down_at_start_does_not_stop_the_service() {
+    let port = free_port();
+    let table = "candidates-late";
+    let timeout = Duration::from_secs(3);
+    let svc = ServiceBuilder::dynamodb_at(&format!("http://127.0.0.1:{port}"), table)
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", timeout.as_secs())
+        .start()
+        .await;
+    assert_eq!(connected(&svc).await, "false");
+    assert_store_calls_fail_fast(&svc, timeout).await;
+
+    let moto = Moto::start_on(port).await;
+    moto.create_table(table).await;
+    eventually(
+        "the store to become usable",
+        Duration::from_secs(20),
+        || async { (svc.post("/candidate/late").await.status() == StatusCode::OK).then_some(()) },
+    )
+    .await;
+    assert_eq!(connected(&svc).await, "true");
+    assert_eq!(svc.get("/candidate/late").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sqlite_database_that_cannot_be_opened_heals_once_fixed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let folder = dir.path().join("data");
+    // A plain file where the database's folder should be: opening must fail.
+    std::fs::write(&folder, b"in the way").expect("blocker");
+    let timeout = Duration::from_secs(3);
+    let svc = ServiceBuilder::sqlite(&folder.join("candidates.db"))
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", timeout.as_secs())
+        .start()
+        .await;
+    assert_eq!(connected(&svc).await, "false");
+    assert_store_calls_fail_fast(&svc, timeout).await;
+
+    std::fs::remove_file(&folder).expect("remove blocker");
+    assert_eq!(svc.post("/candidate/healed").await.status(), StatusCode::OK);
+    assert_eq!(connected(&svc).await, "true");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_finishes_in_flight_requests_and_exits_zero() {
+    let drain = Duration::from_secs(1);
+    let mut svc = ServiceBuilder::memory()
+        .env("CANDIDATES_SHUTDOWN_DRAIN_SECS", drain.as_secs())
+        .env("CANDIDATES_COMPUTATION_WORKERS", 2)
+        .env("CANDIDATES_COMPUTATION_MAX_ITERATIONS", 10_000_000)
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 120)
+        .start()
+        .await;
+    let base = svc.base_url();
+    // Computations of a few seconds: still running when the listener closes.
+    let in_flight: Vec<_> = (0..2)
+        .map(|i| {
+            let url = format!("{base}/computation?seed=drain{i}&iterations=3000000");
+            let client = svc.client().clone();
+            tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
+        })
+        .collect();
+    eventually(
+        "the computations to start",
+        Duration::from_secs(10),
+        || async {
+            let metrics = svc.get("/metrics").await.text().await.ok()?;
+            metrics.contains("computation_busy_workers 2").then_some(())
+        },
+    )
+    .await;
+
+    svc.signal("TERM");
+    eventually("/gtg to turn 503", Duration::from_secs(1), || async {
+        (svc.get("/gtg").await.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(())
+    })
+    .await;
+    // Draining still serves whatever the load balancer sends meanwhile.
+    assert_eq!(
+        svc.post("/candidate/during-drain").await.status(),
+        StatusCode::OK
+    );
+
+    for request in in_flight {
+        let status = request
+            .await
+            .expect("task")
+            .expect("the in-flight request completes");
+        assert_eq!(status, StatusCode::OK);
+    }
+    let exit = svc.wait(Duration::from_secs(30)).await;
+    assert_eq!(exit.code(), Some(0), "logs:\n{}", svc.raw_logs());
+
+    // The computations finished after the listener closed: shutdown waited for them.
+    let logs = svc.logs();
+    let position = |pred: &dyn Fn(&Value) -> bool| logs.iter().position(pred);
+    let closed = position(&|e| e["message"] == "listener closed; finishing in-flight requests")
+        .expect("listener closed log");
+    let last_computation = logs
+        .iter()
+        .rposition(|e| e["route"] == "/computation" && e["status"] == 200)
+        .expect("computations logged");
+    assert!(
+        closed < last_computation,
+        "in-flight requests should outlive the listener"
+    );
+    assert!(
+        reqwest::get(format!("{base}/gtg")).await.is_err(),
+        "nothing listens after exit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_ends_the_drain_early() {
+    let mut svc = ServiceBuilder::memory()
+        .env("CANDIDATES_SHUTDOWN_DRAIN_SECS", 120)
+        .start()
+        .await;
+    svc.signal("TERM");
+    eventually("draining", Duration::from_secs(2), || async {
+        (svc.get("/gtg").await.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(())
+    })
+    .await;
+    svc.signal("INT");
+    let exit = svc.wait(Duration::from_secs(15)).await;
+    assert_eq!(exit.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_after_acknowledged_writes_loses_none_of_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("candidates.db");
+    let builder = ServiceBuilder::sqlite(&db);
+    let mut svc = builder.start().await;
+    let names: Vec<String> = (0..300).map(|i| format!("durable {i}")).collect();
+    let writes = names.iter().map(|name| {
+        let url = svc.url(&format!("/candidate/{}", encode_segment(name)));
+        let client = svc.client().clone();
+        async move { client.post(url).send().await.map(|r| r.status()) }
+    });
+    for status in futures::future::join_all(writes).await {
+        assert_eq!(status.expect("acknowledged"), StatusCode::OK);
+    }
+    svc.signal("KILL");
+    svc.wait(Duration::from_secs(10)).await;
+
+    let restarted = builder.start().await;
+    let listed: Vec<Value> = restarted
+        .get("/candidates?limit=1000")
+        .await
+        .json()
+        .await
+        .expect("list");
+    let mut found: Vec<String> = listed
+        .iter()
+        .map(|c| c["CandidateName"].as_str().expect("name").to_owned())
+        .collect();
+    found.sort();
+    let mut expected = names;
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_configuration_stops_the_start_and_names_the_variable() {
+    let cases = [
+        ("CANDIDATES_LISTEN", "nowhere"),
+        ("CANDIDATES_STORE", "mysql://db/candidates"),
+        ("CANDIDATES_COMPUTATION_WORKERS", "0"),
+        ("CANDIDATES_COMPUTATION_QUEUE", "lots"),
+        ("CANDIDATES_REQUEST_TIMEOUT_SECS", "0"),
+        ("CANDIDATES_SHUTDOWN_DRAIN_SECS", "-3"),
+        ("CANDIDATES_LOG_FORMAT", "xml"),
+        ("CANDIDATES_COMPUTATION_ITERATIONS", "20000000"),
+    ];
+    for (variable, value) in cases {
+        let (status, output) = ServiceBuilder::memory()
+            .env(variable, value)
+            .start_and_fail()
+            .await;
+        assert_eq!(status.code(), Some(2), "{variable}={value}: {output}");
+        let named =
+            output.contains(variable) || output.contains(&format!("--{}", flag_of(variable)));
+        assert!(named, "{variable}={value} should be named in: {output}");
+    }
+    // Options that disagree with each other.
+    let (status, output) = ServiceBuilder::memory()
+        .env("CANDIDATES_COMPUTATION_ITERATIONS", 5000)
+        .env("CANDIDATES_COMPUTATION_MAX_ITERATIONS", 100)
+        .start_and_fail()
+        .await;
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        output.contains("CANDIDATES_COMPUTATION_MAX_ITERATIONS"),
+        "{output}"
+    );
+
+    // DynamoDB without a region can never work: say which variable to set.
+    let (status, output) = ServiceBuilder::dynamodb_at("http://127.0.0.1:9", "some-table")
+        .without_env("AWS_REGION")
+        .start_and_fail()
+        .await;
+    assert_ne!(status.code(), Some(0));
+    assert!(output.contains("AWS_REGION"), "{output}");
+
+    // A port already taken is reported, not ignored.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let (status, output) = ServiceBuilder::memory()
+        .env("CANDIDATES_LISTEN", &addr)
+        .start_and_fail()
+        .await;
+    assert_ne!(status.code(), Some(0));
+    assert!(output.contains("CANDIDATES_LISTEN"), "{output}");
+}
+
+/// `CANDIDATES_LOG_FORMAT` → `log-format`.
+fn flag_of(variable: &str) -> String {
+    variable
+        .trim_start_matches("CANDIDATES_")
+        .to_lowercase()
+        .replace('_', "-")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_instance_id_comes_from_imds_then_the_host_name() {
+    let imds = FakeImds::start("i-0fake1234567890abc").await;
+    let instance_id = |svc: &Service| {
+        let url = svc.url("/gtg?details");
+        let client = svc.client().clone();
+        async move {
+            let body: Value = client
+                .get(url)
+                .send()
+                .await
+                .expect("details")
+                .json()
+                .await
+                .expect("json");
+            body["instance-id"].as_str().expect("id").to_owned()
+        }
+    };
+
+    let from_imds = ServiceBuilder::memory()
+        .without_env("AWS_EC2_METADATA_DISABLED")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint())
+        .start()
+        .await;
+    assert_eq!(
+        instance_id(&from_imds).await,
+        "i-0fake1234567890abc",
+        "{}",
+        from_imds.raw_logs()
+    );
+
+    let overridden = ServiceBuilder::memory()
+        .without_env("AWS_EC2_METADATA_DISABLED")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint())
+        .env("CANDIDATES_INSTANCE_ID", "i-0override")
+        .start()
+        .await;
+    assert_eq!(instance_id(&overridden).await, "i-0override");
+
+    // No metadata service at all (a laptop): the host name.
+    let nowhere = ServiceBuilder::memory()
+        .without_env("AWS_EC2_METADATA_DISABLED")
+        .env(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            format!("http://127.0.0.1:{}", free_port()),
+        )
+        .start()
+        .await;
+    let hostname = std::process::Command::new("hostname")
+        .output()
+        .expect("hostname");
+    let hostname = String::from_utf8_lossy(&hostname.stdout).trim().to_owned();
+    assert_eq!(instance_id(&nowhere).await, hostname);
+}
