@@ -8,6 +8,7 @@
 # cargo-nextest); a second run finds everything in place and starts at once.
 # The last line is nextest's summary, which CI reads.
 set -euo pipefail
+# shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
 
@@ -21,6 +22,8 @@ install_test_tools() {
   link_tool "$(venv_bin shellcheck shellcheck)"
   ensure_cargo_tool cargo-nextest cargo-nextest 0.9
   ensure_apt_package binutils readelf
+  ensure_apt_package jq
+  ensure_apt_package curl
 }
 
 check_style() {

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Smoke test of a running candidates service: good to go, insert, verification,
+# candidate list, computation. One line per check, "✓ ... passed" or "✗ ... failed";
+# exits 1 when any check failed.
+#
+#   scripts/validate.sh http://localhost:8000      a service you started yourself
+#   scripts/validate.sh [--env ENV]                the stack deployed by ./apply.sh ENV
+#                                                  (default dev): reads its URL from the
+#                                                  Terraform outputs and first waits for
+#                                                  healthy targets behind the load balancer
+# Options: --wait SECONDS   how long to wait for healthy targets (default 600)
+set -euo pipefail
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+usage() {
+  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+env_name=dev
+wait_secs=600
+base_url=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --env) env_name=${2:?--env needs a name}; shift 2 ;;
+    --wait) wait_secs=${2:?--wait needs seconds}; shift 2 ;;
+    -h | --help) usage ;;
+    -*) error "unknown option $1"; usage ;;
+    *) [ -z "$base_url" ] || usage; base_url=$1; shift ;;
+  esac
+done
+
+require_cmd curl "install curl (Debian: apt-get install curl)"
+require_cmd jq "install jq (Debian: apt-get install jq; macOS: brew install jq)"
+
+# Waits until the target group has at least one healthy target, then until the load
+# balancer answers /gtg: a fresh stack needs both (instances boot, targets register).
+wait_for_deployed_stack() {
+  local target_group region healthy deadline
+  require_cmd aws "install the AWS CLI: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"
+  base_url=$(tf_output "$env_name" url) || die "no Terraform outputs for environment '$env_name': run ./apply.sh $env_name first"
+  target_group=$(tf_output "$env_name" target_group_arn)
+  region=$(tf_output "$env_name" region)
+  note "waiting up to ${wait_secs}s for healthy targets behind $base_url"
+  deadline=$((SECONDS + wait_secs))
+  while :; do
+    healthy=$(aws elbv2 describe-target-health --region "$region" --target-group-arn "$target_group" \
+      --query "length(TargetHealthDescriptions[?TargetHealth.State=='healthy'])" --output text 2>/dev/null || echo 0)
+    if [ "${healthy:-0}" -ge 1 ] 2>/dev/null; then
+      note "$healthy healthy target(s)"
+      break
+    fi
+    [ "$SECONDS" -lt "$deadline" ] || die "no healthy target after ${wait_secs}s: check the ASG's activity and the instances' logs (journalctl -u candidates via Session Manager)"
+    sleep 10
+  done
+  wait_for_http "$base_url/gtg" 120 || die "$base_url/gtg does not answer 200"
+}
+
+if [ -z "$base_url" ]; then
+  wait_for_deployed_stack
+fi
+base_url=${base_url%/}
+
+failures=0
+passed() { printf '✓ %s passed\n' "$1"; }
+failed() {
+  printf '✗ %s failed: %s\n' "$1" "$2"
+  failures=$((failures + 1))
+}
+
+# request METHOD PATH: sets $status and $body (status 000 when nothing answered).
+request() {
+  local response
+  response=$(curl -sS --max-time 20 -X "$1" -w '\n%{http_code}' "$base_url$2" 2>/dev/null) || response=$'\n000'
+  status=${response##*$'\n'}
+  body=${response%$'\n'*}
+}
+
+# The MD5 chain of /computation, computed here so the service's answer is checked,
+# not merely received.
+md5_chain() {
+  local seed=$1 iterations=$2 hash=$1 i
+  for ((i = 0; i < iterations; i++)); do
+    hash=$(printf '%s%s' "$hash" "$seed" | md5sum | cut -c1-32)
+  done
+  printf '%s' "$hash"
+}
+
+name="validate-$(date +%s)-$RANDOM"
+
+request GET /gtg
+if [ "$status" = 200 ]; then passed "Good to go"; else failed "Good to go" "HTTP $status"; fi
+
+request POST "/candidate/$name"
+if [ "$status" = 200 ] && [ "$(jq -r .CandidateName <<<"$body" 2>/dev/null)" = "$name" ]; then
+  passed "Insert"
+else
+  failed "Insert" "HTTP $status $body"
+fi
+
+request GET "/candidate/$name"
+if [ "$status" = 200 ] && [ "$(jq -r '.[0].CandidateName' <<<"$body" 2>/dev/null)" = "$name" ]; then
+  passed "Verification"
+else
+  failed "Verification" "HTTP $status $body"
+fi
+
+request GET "/candidates?limit=1000"
+if [ "$status" = 200 ] && [ "$(jq -r 'if type == "array" then length else 0 end' <<<"$body" 2>/dev/null)" -ge 1 ]; then
+  passed "Candidate list"
+else
+  failed "Candidate list" "HTTP $status $body"
+fi
+
+seed="validate-$RANDOM"
+request GET "/computation?seed=$seed&iterations=3"
+expected=$(md5_chain "$seed" 3)
+if [ "$status" = 200 ] && [ "$(jq -r .hash <<<"$body" 2>/dev/null)" = "$expected" ]; then
+  passed "Computation"
+else
+  failed "Computation" "HTTP $status $body (expected hash $expected)"
+fi
+
+if [ "$failures" -gt 0 ]; then
+  error "$failures check(s) failed against $base_url"
+  exit 1
+fi
+note "all checks passed against $base_url"
