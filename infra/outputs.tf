@@ -1,0 +1,39 @@
+output "url" {
+  description = "Base URL of the service (HTTPS when certificate_arn is set)."
+  value       = local.https ? "https://${coalesce(var.domain_name, aws_lb.this.dns_name)}" : "http://${aws_lb.this.dns_name}"
+}
+
+output "alb_dns_name" {
+  description = "DNS name of the load balancer."
+  value       = aws_lb.this.dns_name
+}
+
+output "asg_name" {
+  description = "Name of the Auto Scaling group (for scripts/scale.sh and the AWS CLI)."
+  value       = aws_autoscaling_group.this.name
+}
+
+output "table_name" {
+  description = "Name of the DynamoDB table the service stores candidates in."
+  value       = aws_dynamodb_table.candidates.name
+}
+
+output "dashboard_url" {
+  description = "Console URL of the CloudWatch dashboard."
+  value       = "https://${local.console_host}/cloudwatch/home?region=${local.region}#dashboards/dashboard/${aws_cloudwatch_dashboard.this.dashboard_name}"
+}
+
+output "target_group_arn" {
+  description = "ARN of the target group (scripts wait on its target health)."
+  value       = aws_lb_target_group.this.arn
+}
+
+output "region" {
+  description = "Region the stack runs in."
+  value       = local.region
+}
+
+output "environment" {
+  description = "Environment, i.e. the Terraform workspace."
+  value       = local.environment
+}
