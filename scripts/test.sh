@@ -62,6 +62,8 @@ main() {
 
   note "building the service (debug, for the black-box tests)"
   cargo build --quiet -p candidates
+  note "building the portable release binary that the AMI ships (dist/candidates)"
+  scripts/build_release.sh >/dev/null
 
   trap stop_shared_moto EXIT
   start_shared_moto

@@ -1,0 +1,57 @@
+# Inputs of the AMI build. apply.sh sets them with -var; every one has a type and a
+# description, and the ones without a default must come from the caller.
+
+variable "region" {
+  type        = string
+  description = "AWS region to build the AMI in (the region the stack runs in)."
+  default     = "us-east-1"
+}
+
+variable "instance_type" {
+  type        = string
+  description = "Instance type of the temporary build instance (x86_64)."
+  default     = "t3.small"
+}
+
+variable "subnet_id" {
+  type        = string
+  description = "Subnet for the build instance; empty builds in the region's default VPC. A private subnet needs a route for SSH from where Packer runs."
+  default     = ""
+}
+
+variable "root_volume_size" {
+  type        = number
+  description = "Size in GiB of the AMI's encrypted gp3 root volume (Amazon Linux 2023 needs at least 8)."
+  default     = 8
+
+  validation {
+    condition     = var.root_volume_size >= 8
+    error_message = "The root volume must be at least 8 GiB, the size of the Amazon Linux 2023 snapshot."
+  }
+}
+
+variable "binary_path" {
+  type        = string
+  description = "The release binary built by scripts/build_release.sh; empty means dist/candidates of this repository. Its .sha256 file must sit beside it."
+  default     = ""
+}
+
+variable "git_revision" {
+  type        = string
+  description = "Git commit the binary was built from; tags the AMI and goes into the manifest."
+
+  validation {
+    condition     = length(var.git_revision) > 0
+    error_message = "Set git_revision (apply.sh passes the current commit)."
+  }
+}
+
+variable "inputs_hash" {
+  type        = string
+  description = "Hash of everything that goes into the AMI (binary, unit, install script, template); apply.sh reuses an AMI whose InputsHash tag matches."
+
+  validation {
+    condition     = length(var.inputs_hash) > 0
+    error_message = "Set inputs_hash (apply.sh computes it from the AMI's inputs)."
+  }
+}

@@ -1,0 +1,906 @@
+//! What goes into the AMI: the release binary (runs on Amazon Linux 2023's glibc), the
+//! systemd unit (valid, hardened, true to its contract with the launch template's user
+//! data) and the Packer template that bakes them.
+//!
+//! Tools: `readelf` (binutils) and `systemd-analyze` (systemd). The release binary comes
+//! from `scripts/build_release.sh` (or `$CANDIDATES_RELEASE_BIN`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use blackbox::{repo_root, tool};
+use hcl::expr::TraversalOperator;
+use hcl::{Block, Body, Expression};
+
+/// Amazon Linux 2023's glibc: the newest symbol version the binary may need.
+const MAX_GLIBC: (u32, u32) = (2, 34);
+/// The worst `systemd-analyze security` exposure the unit may have (0 best, 10 worst).
+const MAX_EXPOSURE: f64 = 2.5;
+/// The environment file the launch template's user data writes.
+const ENV_FILE: &str = "/etc/candidates/candidates.env";
+/// Longest drain (CANDIDATES_SHUTDOWN_DRAIN_SECS <= 60) + default request timeout (10 s)
+/// + time to close; the unit must wait longer than this before SIGKILL.
+const SHUTDOWN_BUDGET: Duration = Duration::from_secs(60 + 10 + 5);
+
+fn unit_path() -> PathBuf {
+    repo_root().join("packer/files/candidates.service")
+}
+
+fn packer_dir() -> PathBuf {
+    repo_root().join("packer")
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. The release binary
+// ---------------------------------------------------------------------------------------
+
+fn release_binary() -> PathBuf {
+    let path = std::env::var_os("CANDIDATES_RELEASE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("dist/candidates"));
+    assert!(
+        path.is_file(),
+        "no release binary at {}: build it with scripts/build_release.sh \
+         (or point CANDIDATES_RELEASE_BIN at one)",
+        path.display()
+    );
+    path
+}
+
+/// Every `GLIBC_x.y[.z]` symbol version named in `readelf -V` output, as (major, minor);
+/// a patch level only matters for equal (major, minor), which the limit does not need.
+fn glibc_versions(readelf_output: &str) -> BTreeSet<(u32, u32)> {
+    let mut found = BTreeSet::new();
+    for (index, _) in readelf_output.match_indices("GLIBC_") {
+        let rest = &readelf_output[index + "GLIBC_".len()..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let mut parts = rest[..end].split('.').map(str::parse::<u32>);
+        // GLIBC_PRIVATE and friends have no number: not a version requirement.
+        if let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) {
+            found.insert((major, minor));
+        }
+    }
+    found
+}
+
+/// Whether the file starts with a 64-bit little-endian ELF header for x86-64.
+fn is_x86_64_elf(header: &[u8]) -> bool {
+    const EM_X86_64: u16 = 62;
+    header.len() >= 20
+        && header[..4] == *b"\x7fELF"
+        && header[4] == 2 // ELFCLASS64
+        && header[5] == 1 // ELFDATA2LSB
+        && u16::from_le_bytes([header[18], header[19]]) == EM_X86_64
+}
+
+#[test]
+fn release_binary_runs_on_amazon_linux_2023_glibc() {
+    let binary = release_binary();
+    let bytes = fs::read(&binary).expect("read the release binary");
+    assert!(
+        is_x86_64_elf(&bytes),
+        "{} is not an x86-64 ELF executable; the AMI is x86_64",
+        binary.display()
+    );
+
+    let output = Command::new(tool("readelf"))
+        .args(["-V", "--wide"])
+        .arg(&binary)
+        .output()
+        .expect("run readelf");
+    assert!(
+        output.status.success(),
+        "readelf -V failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let versions = glibc_versions(&String::from_utf8_lossy(&output.stdout));
+    let newest = versions.last().copied().unwrap_or_else(|| {
+        panic!(
+            "{} names no GLIBC_ symbol version: not a glibc binary, or readelf's output changed",
+            binary.display()
+        )
+    });
+    assert!(
+        newest <= MAX_GLIBC,
+        "{} needs GLIBC_{}.{}, newer than Amazon Linux 2023's {}.{}: build it with \
+         scripts/build_release.sh (cargo zigbuild for glibc 2.34), not a plain cargo build",
+        binary.display(),
+        newest.0,
+        newest.1,
+        MAX_GLIBC.0,
+        MAX_GLIBC.1
+    );
+}
+
+#[test]
+fn glibc_version_parser_finds_the_newest_requirement() {
+    // Abridged `readelf -V --wide` of a binary built on a newer distribution.
+    let sample = "\
+Version needs section '.gnu.version_r' contains 2 entries:
+ Addr: 0x0000000000001234  Offset: 0x001234  Link: 7 (.dynstr)
+  000000: Version: 1  File: libc.so.6  Cnt: 4
+  0x0010:   Name: GLIBC_2.38  Flags: none  Version: 9
+  0x0020:   Name: GLIBC_2.3.4  Flags: none  Version: 8
+  0x0030:   Name: GLIBC_PRIVATE  Flags: none  Version: 7
+  0x0040:   Name: GLIBC_2.2.5  Flags: none  Version: 2
+  000050: Version: 1  File: libgcc_s.so.1  Cnt: 1
+  0x0060:   Name: GCC_3.0  Flags: none  Version: 3
+";
+    let versions = glibc_versions(sample);
+    assert_eq!(
+        versions,
+        BTreeSet::from([(2, 2), (2, 3), (2, 38)]),
+        "GLIBC_PRIVATE and GCC_ are no glibc versions"
+    );
+    let newest = versions.last().copied().expect("a version");
+    assert!(newest > MAX_GLIBC, "2.38 must exceed the 2.34 limit");
+    // Numeric, not lexical, order: 2.4 < 2.34.
+    assert_eq!(
+        glibc_versions("GLIBC_2.4 GLIBC_2.34").last(),
+        Some(&(2, 34))
+    );
+    assert!(is_x86_64_elf(
+        b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0"
+    ));
+    assert!(
+        !is_x86_64_elf(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\xb7\0"),
+        "aarch64"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 2.-4. The systemd unit
+// ---------------------------------------------------------------------------------------
+
+/// A unit file as systemd reads it: (section, key, value) in order, repeated keys kept.
+#[derive(Debug)]
+struct Unit(Vec<(String, String, String)>);
+
+impl Unit {
+    fn parse(text: &str) -> Unit {
+        let mut entries = Vec::new();
+        let mut section = String::new();
+        let mut pending = String::new();
+        for raw in text.lines() {
+            let line = raw.trim();
+            if pending.is_empty() && (line.is_empty() || line.starts_with(['#', ';'])) {
+                continue;
+            }
+            // A trailing backslash continues the value on the next line.
+            if let Some(head) = line.strip_suffix('\\') {
+                pending.push_str(head);
+                pending.push(' ');
+                continue;
+            }
+            let line = std::mem::take(&mut pending) + line;
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_owned();
+            } else if let Some((key, value)) = line.split_once('=') {
+                entries.push((
+                    section.clone(),
+                    key.trim().to_owned(),
+                    value.trim().to_owned(),
+                ));
+            } else {
+                panic!("unit line is neither a section nor key=value: {line:?}");
+            }
+        }
+        Unit(entries)
+    }
+
+    fn all(&self, section: &str, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(s, k, _)| s == section && k == key)
+            .map(|(_, _, v)| v.as_str())
+            .collect()
+    }
+
+    /// The one value of a key (systemd keeps the last assignment of single-valued keys).
+    fn get(&self, section: &str, key: &str) -> &str {
+        self.all(section, key)
+            .last()
+            .copied()
+            .unwrap_or_else(|| panic!("[{section}] {key}= is missing from the unit"))
+    }
+}
+
+fn unit() -> Unit {
+    Unit::parse(&fs::read_to_string(unit_path()).expect("read packer/files/candidates.service"))
+}
+
+/// A systemd time span ("90", "90s", "1min 30s", "2m", "500ms") as a Duration.
+fn parse_timespan(raw: &str) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut rest = raw.trim();
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let number: u64 = rest[..digits]
+            .parse()
+            .unwrap_or_else(|_| panic!("bad time span {raw:?}"));
+        rest = rest[digits..].trim_start();
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let (unit, tail) = rest.split_at(unit_len);
+        total += match unit {
+            "us" | "usec" => Duration::from_micros(number),
+            "ms" | "msec" => Duration::from_millis(number),
+            "" | "s" | "sec" | "second" | "seconds" => Duration::from_secs(number),
+            "m" | "min" | "minute" | "minutes" => Duration::from_secs(number * 60),
+            "h" | "hr" | "hour" | "hours" => Duration::from_secs(number * 3600),
+            other => panic!("unknown time unit {other:?} in {raw:?}"),
+        };
+        rest = tail.trim_start();
+    }
+    total
+}
+
+/// A throw-away root for `systemd-analyze verify --root`: the unit, a stand-in for the
+/// binary at its ExecStart path (verify checks that it is executable), and this
+/// machine's own system units (the targets the unit orders itself against).
+fn verify_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().expect("temp dir");
+    let system_units = ["/usr/lib/systemd/system", "/lib/systemd/system"]
+        .into_iter()
+        .map(Path::new)
+        .find(|dir| dir.join("sysinit.target").is_file())
+        .unwrap_or_else(|| {
+            panic!("no systemd unit folder with sysinit.target: run ./scripts/test.sh (installs systemd)")
+        });
+    let units = root.path().join("usr/lib/systemd");
+    fs::create_dir_all(&units).expect("create usr/lib/systemd");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(system_units)
+        .arg(&units)
+        .status()
+        .expect("run cp");
+    assert!(copied.success(), "cannot copy {}", system_units.display());
+
+    let etc = root.path().join("etc/systemd/system");
+    fs::create_dir_all(&etc).expect("create etc/systemd/system");
+    fs::copy(unit_path(), etc.join("candidates.service")).expect("copy the unit");
+
+    let exec_start = unit().get("Service", "ExecStart").to_owned();
+    let program = exec_start
+        .split_whitespace()
+        .next()
+        .expect("ExecStart names a program");
+    let stand_in = root
+        .path()
+        .join(program.trim_start_matches(['@', '-', ':', '+', '!', '/']));
+    fs::create_dir_all(stand_in.parent().expect("a folder")).expect("create the binary's folder");
+    fs::write(&stand_in, "#!/bin/sh\nexit 0\n").expect("write the stand-in binary");
+    fs::set_permissions(&stand_in, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+    root
+}
+
+#[test]
+fn unit_passes_systemd_analyze_verify() {
+    let root = verify_root();
+    let output = Command::new(tool("systemd-analyze"))
+        .arg("verify")
+        .arg(format!("--root={}", root.path().display()))
+        .arg("candidates.service")
+        .env("SYSTEMD_LOG_COLOR", "0")
+        .output()
+        .expect("run systemd-analyze verify");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify is not clean for packer/files/candidates.service \
+         (exit {:?}):\n{said}",
+        output.status.code()
+    );
+}
+
+/// The number in "→ Overall exposure level for candidates.service: 1.2 OK 🙂".
+fn overall_exposure(report: &str) -> Option<f64> {
+    let line = report
+        .lines()
+        .find(|line| line.contains("Overall exposure level"))?;
+    let (_, after) = line.rsplit_once(':')?;
+    after.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn unit_exposure_is_low() {
+    let output = Command::new(tool("systemd-analyze"))
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(unit_path())
+        .env("SYSTEMD_COLORS", "0")
+        .output()
+        .expect("run systemd-analyze security");
+    let report = String::from_utf8_lossy(&output.stdout);
+    let exposure = overall_exposure(&report).unwrap_or_else(|| {
+        panic!(
+            "no overall exposure in systemd-analyze security's output (exit {:?}):\n{report}\n{}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let weak: Vec<&str> = report
+        .lines()
+        .filter(|line| line.starts_with('✗'))
+        .collect();
+    assert!(
+        exposure <= MAX_EXPOSURE,
+        "exposure {exposure} exceeds {MAX_EXPOSURE}: restore the hardening of \
+         packer/files/candidates.service. Open points:\n{}",
+        weak.join("\n")
+    );
+}
+
+#[test]
+fn exposure_parser_reads_the_overall_line() {
+    let report = "✗ PrivateNetwork=   Service has access to the host's network   0.5\n\
+                  → Overall exposure level for candidates.service: 9.6 UNSAFE 😨\n";
+    assert_eq!(overall_exposure(report), Some(9.6));
+    assert_eq!(overall_exposure("nothing here"), None);
+}
+
+#[test]
+fn unit_keeps_its_contract_with_user_data() {
+    let unit = unit();
+    let user = unit.get("Service", "User");
+    assert_eq!(
+        user, "candidates",
+        "the service runs as its own system user"
+    );
+    assert_ne!(unit.get("Service", "Group"), "root");
+    assert!(
+        unit.all("Service", "DynamicUser")
+            .iter()
+            .all(|v| *v == "no"),
+        "user data gives the environment file to the static group `candidates`"
+    );
+
+    // Without '-' prefix: a missing file is an error, never an empty configuration.
+    assert_eq!(unit.all("Service", "EnvironmentFile"), [ENV_FILE]);
+    assert!(
+        unit.all("Unit", "ConditionPathExists").contains(&ENV_FILE),
+        "the AMI's own first boot must not start the service before user data wrote {ENV_FILE}"
+    );
+
+    let exec_start = unit.get("Service", "ExecStart");
+    assert_eq!(
+        exec_start.split_whitespace().next(),
+        Some("/usr/local/bin/candidates")
+    );
+    assert_eq!(unit.get("Service", "Restart"), "always");
+    let restart_sec = parse_timespan(unit.get("Service", "RestartSec"));
+    assert!(
+        (Duration::from_millis(500)..=Duration::from_secs(30)).contains(&restart_sec),
+        "RestartSec {restart_sec:?}: neither a busy loop nor a long outage"
+    );
+
+    let stop = parse_timespan(unit.get("Service", "TimeoutStopSec"));
+    assert!(
+        stop > SHUTDOWN_BUDGET,
+        "TimeoutStopSec {stop:?} must exceed drain + request timeout + shutdown ({SHUTDOWN_BUDGET:?})"
+    );
+    assert_eq!(
+        unit.get("Service", "KillSignal"),
+        "SIGTERM",
+        "SIGTERM starts the drain"
+    );
+
+    assert_eq!(unit.get("Service", "StateDirectory"), "candidates");
+    assert_eq!(
+        unit.get("Service", "WorkingDirectory"),
+        "/var/lib/candidates"
+    );
+    let nofile: u64 = unit
+        .get("Service", "LimitNOFILE")
+        .split(':')
+        .next()
+        .and_then(|soft| soft.parse().ok())
+        .expect("LimitNOFILE is a number");
+    assert!(
+        nofile >= 65_536,
+        "LimitNOFILE {nofile} is low for a web server"
+    );
+    assert_eq!(unit.get("Service", "CapabilityBoundingSet"), "");
+    assert_eq!(unit.get("Service", "NoNewPrivileges"), "yes");
+    assert_eq!(unit.get("Service", "MemoryDenyWriteExecute"), "yes");
+    assert!(
+        unit.all("Install", "WantedBy")
+            .contains(&"multi-user.target")
+    );
+}
+
+#[test]
+fn unit_lets_the_service_lower_its_threads_priority_and_nothing_more() {
+    let unit = unit();
+    let filters = unit.all("Service", "SystemCallFilter");
+    assert!(!filters.is_empty(), "the unit has no system call filter");
+    assert!(
+        !filters[0].starts_with('~'),
+        "the first SystemCallFilter= must be an allow list"
+    );
+
+    // Replay the filter lines in order, as systemd does: the first allow list sets the
+    // allowed calls, later lines add to it, lines starting with ~ take away.
+    let mut groups = HashMap::new();
+    let mut allowed = BTreeSet::new();
+    for line in filters {
+        let (deny, items) = match line.strip_prefix('~') {
+            Some(items) => (true, items),
+            None => (false, line),
+        };
+        for item in items.split_whitespace() {
+            let name = item.split(':').next().unwrap_or(item);
+            let calls = expand_syscall_group(name, &mut groups);
+            if deny {
+                allowed.retain(|call| !calls.contains(call));
+            } else {
+                allowed.extend(calls);
+            }
+        }
+    }
+    assert!(
+        allowed.contains("setpriority"),
+        "setpriority is filtered out: the computation threads could not drop to nice 10"
+    );
+    for forbidden in [
+        "setuid",
+        "mount",
+        "reboot",
+        "sched_setscheduler",
+        "setrlimit",
+        "init_module",
+    ] {
+        assert!(
+            !allowed.contains(forbidden),
+            "{forbidden} must stay filtered out"
+        );
+    }
+    assert!(
+        allowed.contains("accept4") && allowed.contains("epoll_wait"),
+        "a server needs these"
+    );
+}
+
+/// The system calls of `@group` (recursively) as `systemd-analyze syscall-filter` lists
+/// them, or the single call `name`.
+fn expand_syscall_group(
+    name: &str,
+    cache: &mut HashMap<String, BTreeSet<String>>,
+) -> BTreeSet<String> {
+    if !name.starts_with('@') {
+        return BTreeSet::from([name.to_owned()]);
+    }
+    if let Some(calls) = cache.get(name) {
+        return calls.clone();
+    }
+    let output = Command::new(tool("systemd-analyze"))
+        .args(["syscall-filter", "--no-pager", name])
+        .output()
+        .expect("run systemd-analyze syscall-filter");
+    assert!(output.status.success(), "unknown system call group {name}");
+    let mut calls = BTreeSet::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines().skip(1) {
+        let entry = line.trim();
+        if entry.is_empty() || entry.starts_with('#') {
+            continue;
+        }
+        calls.extend(expand_syscall_group(entry, cache));
+    }
+    assert!(!calls.is_empty(), "{name} expanded to no system call");
+    cache.insert(name.to_owned(), calls.clone());
+    calls
+}
+
+#[test]
+fn timespan_parser_understands_systemd_units() {
+    assert_eq!(parse_timespan("90"), Duration::from_secs(90));
+    assert_eq!(parse_timespan("90s"), Duration::from_secs(90));
+    assert_eq!(parse_timespan("1min 30s"), Duration::from_secs(90));
+    assert_eq!(parse_timespan("2m"), Duration::from_secs(120));
+    assert_eq!(parse_timespan("500ms"), Duration::from_millis(500));
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. The Packer template
+// ---------------------------------------------------------------------------------------
+
+/// Every `*.pkr.hcl` of packer/ parsed, in file-name order.
+fn packer_bodies() -> Vec<(String, Body)> {
+    let mut files: Vec<PathBuf> = fs::read_dir(packer_dir())
+        .expect("read packer/")
+        .map(|entry| entry.expect("a folder entry").path())
+        .filter(|path| path.to_string_lossy().ends_with(".pkr.hcl"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "packer/ holds no *.pkr.hcl");
+    files
+        .into_iter()
+        .map(|path| {
+            let text = fs::read_to_string(&path).expect("read a Packer file");
+            let body = hcl::parse(&text)
+                .unwrap_or_else(|err| panic!("{} does not parse: {err}", path.display()));
+            (
+                path.file_name()
+                    .expect("a name")
+                    .to_string_lossy()
+                    .into_owned(),
+                body,
+            )
+        })
+        .collect()
+}
+
+/// The whole template: blocks of every file, locals merged.
+struct Template {
+    blocks: Vec<Block>,
+    locals: BTreeMap<String, Expression>,
+}
+
+impl Template {
+    fn load() -> Template {
+        let blocks: Vec<Block> = packer_bodies()
+            .into_iter()
+            .flat_map(|(_, body)| body.into_blocks())
+            .collect();
+        let mut locals = BTreeMap::new();
+        for block in blocks.iter().filter(|b| b.identifier() == "locals") {
+            for attribute in block.body().attributes() {
+                let previous = locals.insert(attribute.key().to_owned(), attribute.expr().clone());
+                assert!(
+                    previous.is_none(),
+                    "local.{} is defined twice",
+                    attribute.key()
+                );
+            }
+        }
+        Template { blocks, locals }
+    }
+
+    /// The blocks `kind "labels..."`.
+    fn blocks(&self, kind: &str, labels: &[&str]) -> Vec<&Block> {
+        self.blocks
+            .iter()
+            .filter(|block| {
+                block.identifier() == kind
+                    && block.labels().len() >= labels.len()
+                    && block
+                        .labels()
+                        .iter()
+                        .zip(labels)
+                        .all(|(l, want)| l.as_str() == *want)
+            })
+            .collect()
+    }
+
+    fn one_block(&self, kind: &str, labels: &[&str]) -> &Block {
+        let found = self.blocks(kind, labels);
+        assert_eq!(
+            found.len(),
+            1,
+            "expected exactly one {kind} {labels:?} block"
+        );
+        found[0]
+    }
+
+    /// An object-valued expression's entries, following `local.x` and `merge(...)`.
+    fn object(&self, expr: &Expression) -> BTreeMap<String, Expression> {
+        match expr {
+            Expression::Object(object) => object
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.clone()))
+                .collect(),
+            Expression::FuncCall(call) if call.name.name.as_str() == "merge" => {
+                let mut merged = BTreeMap::new();
+                for arg in &call.args {
+                    merged.extend(self.object(arg));
+                }
+                merged
+            }
+            other => match reference(other)
+                .as_deref()
+                .and_then(|r| r.strip_prefix("local."))
+            {
+                Some(name) => self.object(self.local(name)),
+                None => panic!("cannot read {other} as an object"),
+            },
+        }
+    }
+
+    fn local(&self, name: &str) -> &Expression {
+        self.locals
+            .get(name)
+            .unwrap_or_else(|| panic!("local.{name} is not defined"))
+    }
+
+    /// A string-ish expression as text, with `local.x` references replaced by the local's
+    /// own text: enough to resolve paths such as "${local.staging_dir}/candidates".
+    fn text(&self, expr: &Expression) -> String {
+        match expr {
+            Expression::String(s) => s.clone(),
+            Expression::TemplateExpr(template) => {
+                let mut text = template.to_string();
+                for (name, value) in &self.locals {
+                    let placeholder = format!("${{local.{name}}}");
+                    if text.contains(&placeholder) {
+                        text = text.replace(&placeholder, &self.text(value));
+                    }
+                }
+                text
+            }
+            other => match reference(other)
+                .as_deref()
+                .and_then(|r| r.strip_prefix("local."))
+            {
+                Some(name) => self.text(self.local(name)),
+                None => other.to_string(),
+            },
+        }
+    }
+}
+
+fn attr<'a>(block: &'a Block, key: &str) -> &'a Expression {
+    block
+        .body()
+        .attributes()
+        .find(|a| a.key() == key)
+        .map(|a| a.expr())
+        .unwrap_or_else(|| panic!("{} {:?} has no {key}", block.identifier(), labels(block)))
+}
+
+fn labels(block: &Block) -> Vec<&str> {
+    block.labels().iter().map(|l| l.as_str()).collect()
+}
+
+/// "a.b.c" for a plain traversal `a.b.c`, else None.
+fn reference(expr: &Expression) -> Option<String> {
+    match expr {
+        Expression::Variable(variable) => Some(variable.to_string()),
+        Expression::Traversal(traversal) => {
+            let mut path = reference(&traversal.expr)?;
+            for operator in &traversal.operators {
+                match operator {
+                    TraversalOperator::GetAttr(name) => {
+                        path.push('.');
+                        path.push_str(name.as_str());
+                    }
+                    _ => return None,
+                }
+            }
+            Some(path)
+        }
+        _ => None,
+    }
+}
+
+/// A file path in the template, with `${path.root}` standing for packer/.
+fn template_path(template: &Template, expr: &Expression) -> PathBuf {
+    let text = template.text(expr);
+    let root = packer_dir();
+    PathBuf::from(text.replace("${path.root}", &root.to_string_lossy()))
+}
+
+#[test]
+fn packer_template_builds_the_ami_the_stack_expects() {
+    let template = Template::load();
+
+    // Plugin.
+    let packer = template.one_block("packer", &[]);
+    let plugins = packer
+        .body()
+        .blocks()
+        .find(|b| b.identifier() == "required_plugins")
+        .expect("packer { required_plugins { } }");
+    let amazon = template.object(attr(plugins, "amazon"));
+    assert_eq!(
+        amazon["source"],
+        Expression::from("github.com/hashicorp/amazon")
+    );
+    assert!(
+        amazon.contains_key("version"),
+        "pin the amazon plugin's version"
+    );
+
+    // Builder.
+    let source = template.one_block("source", &["amazon-ebs"]);
+    assert_eq!(attr(source, "imds_support"), &Expression::from("v2.0"));
+    assert_eq!(attr(source, "ssh_username"), &Expression::from("ec2-user"));
+    let metadata = source
+        .body()
+        .blocks()
+        .find(|b| b.identifier() == "metadata_options")
+        .expect("metadata_options for the build instance");
+    assert_eq!(attr(metadata, "http_tokens"), &Expression::from("required"));
+
+    // Base image: the newest Amazon Linux 2023 x86_64 image published by Amazon.
+    let base = reference(attr(source, "source_ami")).expect("source_ami names a data source");
+    let label = base
+        .strip_prefix("data.amazon-ami.")
+        .and_then(|rest| rest.strip_suffix(".id"))
+        .unwrap_or_else(|| panic!("source_ami is {base}, not data.amazon-ami.<name>.id"));
+    let lookup = template.one_block("data", &["amazon-ami", label]);
+    assert_eq!(
+        attr(lookup, "owners"),
+        &Expression::Array(vec![Expression::from("amazon")])
+    );
+    assert_eq!(attr(lookup, "most_recent"), &Expression::Bool(true));
+    let filters = template.object(attr(lookup, "filters"));
+    let name_filter = template.text(filters.get("name").expect("a name filter"));
+    assert!(
+        name_filter.starts_with("al2023-ami-2023.") && name_filter.ends_with("-x86_64"),
+        "name filter {name_filter:?} does not select Amazon Linux 2023 x86_64 (nor minimal)"
+    );
+
+    // One local for the AMI's name and its Name tag, built from one timestamp.
+    let ami_name = attr(source, "ami_name");
+    let ami_local = reference(ami_name).unwrap_or_default();
+    let name_text = template.text(ami_name);
+    assert!(
+        ami_local.starts_with("local.")
+            && name_text.starts_with("axum-asg-")
+            && name_text.contains("formatdate(")
+            && name_text.contains("timestamp()"),
+        "ami_name should be a local \"axum-asg-<formatdate(timestamp())>\", is {ami_name} = {name_text}"
+    );
+
+    let tags = template.object(attr(source, "tags"));
+    assert_eq!(
+        tags.get("Name"),
+        Some(ami_name),
+        "the Name tag must be the AMI's name local"
+    );
+    assert_eq!(tags.get("Project"), Some(&Expression::from("axum-asg")));
+    assert_eq!(
+        reference(&tags["GitRevision"]).as_deref(),
+        Some("var.git_revision")
+    );
+    assert_eq!(
+        reference(&tags["InputsHash"]).as_deref(),
+        Some("var.inputs_hash")
+    );
+    let run_tags = template.object(attr(source, "run_tags"));
+    assert_eq!(run_tags.get("Project"), Some(&Expression::from("axum-asg")));
+
+    let variables: BTreeSet<String> = template
+        .blocks("variable", &[])
+        .into_iter()
+        .map(|b| labels(b)[0].to_owned())
+        .collect();
+    for needed in [
+        "git_revision",
+        "inputs_hash",
+        "region",
+        "instance_type",
+        "subnet_id",
+    ] {
+        assert!(
+            variables.contains(needed),
+            "variable \"{needed}\" is not declared"
+        );
+    }
+    assert_eq!(
+        reference(attr(source, "subnet_id")).as_deref(),
+        Some("var.subnet_id")
+    );
+
+    // Encrypted gp3 root volume.
+    let root_volume = source
+        .body()
+        .blocks()
+        .find(|b| {
+            b.identifier() == "launch_block_device_mappings"
+                && attr(b, "device_name") == &Expression::from("/dev/xvda")
+        })
+        .expect("launch_block_device_mappings for the root device /dev/xvda");
+    assert_eq!(attr(root_volume, "encrypted"), &Expression::Bool(true));
+    assert_eq!(attr(root_volume, "volume_type"), &Expression::from("gp3"));
+    assert_eq!(
+        attr(root_volume, "delete_on_termination"),
+        &Expression::Bool(true)
+    );
+
+    // Provisioners: the unit this suite checks, the binary, the install script.
+    let build = template.one_block("build", &[]);
+    // (source as written with locals resolved, destination)
+    let uploads: Vec<(String, String)> = build
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "provisioner" && labels(b) == ["file"])
+        .map(|b| {
+            (
+                template.text(attr(b, "source")),
+                template.text(attr(b, "destination")),
+            )
+        })
+        .collect();
+    let unit_file = fs::canonicalize(unit_path()).expect("the unit exists");
+    let unit_upload = uploads
+        .iter()
+        .find(|(source, _)| {
+            let path = source.replace("${path.root}", &packer_dir().to_string_lossy());
+            fs::canonicalize(path).ok().as_ref() == Some(&unit_file)
+        })
+        .unwrap_or_else(|| {
+            panic!("no file provisioner uploads packer/files/candidates.service: {uploads:?}")
+        });
+    assert!(
+        unit_upload.1.ends_with("/candidates.service"),
+        "unit uploaded as {}",
+        unit_upload.1
+    );
+    let binary_upload = uploads
+        .iter()
+        .find(|(_, destination)| destination.ends_with("/candidates"))
+        .expect("a file provisioner uploads the binary");
+    assert!(
+        binary_upload.0.contains("var.binary_path")
+            && binary_upload.0.contains("${path.root}/../dist/candidates"),
+        "the binary should come from var.binary_path, by default dist/candidates beside packer/: {}",
+        binary_upload.0
+    );
+
+    let install = build
+        .body()
+        .blocks()
+        .find(|b| {
+            b.identifier() == "provisioner"
+                && labels(b) == ["shell"]
+                && b.body().attributes().any(|a| a.key() == "script")
+        })
+        .expect("a shell provisioner runs packer/scripts/install.sh");
+    let script = template_path(&template, attr(install, "script"));
+    assert_eq!(
+        fs::canonicalize(&script).ok(),
+        fs::canonicalize(packer_dir().join("scripts/install.sh")).ok(),
+        "the shell provisioner runs {}",
+        script.display()
+    );
+    assert!(
+        template
+            .text(attr(install, "execute_command"))
+            .contains("sudo")
+    );
+    let install_text = fs::read_to_string(&script).expect("read install.sh");
+    for step in [
+        "systemctl enable candidates.service",
+        "/usr/local/bin/candidates",
+        "useradd",
+    ] {
+        assert!(install_text.contains(step), "install.sh does not {step}");
+    }
+
+    // Manifest, read by apply.sh.
+    let manifest = build
+        .body()
+        .blocks()
+        .find(|b| b.identifier() == "post-processor" && labels(b) == ["manifest"])
+        .expect("a manifest post-processor");
+    let output = template_path(&template, attr(manifest, "output"));
+    assert_eq!(
+        output,
+        packer_dir().join("manifest.json"),
+        "apply.sh reads packer/manifest.json"
+    );
+    assert_eq!(attr(manifest, "strip_path"), &Expression::Bool(true));
+    let custom = template.object(attr(manifest, "custom_data"));
+    assert_eq!(
+        reference(&custom["inputs_hash"]).as_deref(),
+        Some("var.inputs_hash")
+    );
+    assert_eq!(
+        reference(&custom["git_revision"]).as_deref(),
+        Some("var.git_revision")
+    );
+}
