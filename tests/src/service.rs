@@ -214,6 +214,21 @@ impl Service {
             .unwrap_or_else(|err| panic!("POST {path_and_query}: {err}"))
     }
 
+    /// The status of one request that owns its path: many of them can be in flight
+    /// at once.
+    pub async fn status_of(
+        &self,
+        method: reqwest::Method,
+        path_and_query: String,
+    ) -> reqwest::StatusCode {
+        self.client
+            .request(method.clone(), self.url(&path_and_query))
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("{method} {path_and_query}: {err}"))
+            .status()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id().expect("the service is running")
     }

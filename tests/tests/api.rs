@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use blackbox::{Moto, Service, ServiceBuilder, encode_segment, reference_chain};
-use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy)]
@@ -306,6 +306,50 @@ async fn a_read_right_after_a_write_sees_it(backend: Backend) {
     }
 }
 
+async fn concurrent_writes_and_reads_all_succeed(backend: Backend) {
+    let running = backend.start().await;
+    let svc: &Service = &running;
+    let requests = (0..200).map(|i| async move {
+        let path = format!("/candidate/concurrent-{}", i % 50);
+        let response = if i % 2 == 0 {
+            svc.post(&path).await
+        } else {
+            svc.get(&path).await
+        };
+        response.status()
+    });
+    for status in futures::future::join_all(requests).await {
+        // A read may race its write (404); nothing may fail.
+        assert!(
+            status == StatusCode::OK || status == StatusCode::NOT_FOUND,
+            "{status}"
+        );
+    }
+}
+
+/// The in-memory store (`sqlite::memory:`, for demos) under reads and writes at once:
+/// readers and writers of one in-memory database must not lock each other out.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_in_memory_store_takes_concurrent_reads_and_writes() {
+    let svc = ServiceBuilder::memory().start().await;
+    assert_eq!(svc.post("/candidate/first").await.status(), StatusCode::OK);
+    let requests = (0..600).map(|i| match i % 3 {
+        0 => svc.status_of(Method::POST, format!("/candidate/memory-{i}")),
+        1 => svc.status_of(Method::GET, "/candidates?limit=1000".to_owned()),
+        _ => svc.status_of(Method::GET, "/candidate/first".to_owned()),
+    });
+    for status in futures::future::join_all(requests).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    let listed: Value = svc
+        .get("/candidates?limit=1000")
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert_eq!(listed.as_array().map(Vec::len), Some(201));
+}
+
 // --- listing -------------------------------------------------------------------------
 
 async fn an_empty_listing_is_404(backend: Backend) {
@@ -537,6 +581,7 @@ on_every_backend!(
     names_of_256_characters_pass_and_257_are_refused,
     oversized_bodies_are_413_and_nothing_is_stored,
     a_read_right_after_a_write_sees_it,
+    concurrent_writes_and_reads_all_succeed,
     an_empty_listing_is_404,
     pages_cover_every_candidate_once_in_order,
     bad_limits_and_foreign_cursors_are_400,

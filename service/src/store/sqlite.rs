@@ -75,11 +75,13 @@ impl SqliteStore {
                     .min_connections(1);
                 (options.filename(path).create_if_missing(true), pool)
             }
-            // Every connection of the pool shares one in-memory database, which lives as
-            // long as one connection does: keep one open for the life of the process.
+            // One connection, kept for the life of the process: the database lives only
+            // as long as a connection does, and connections sharing an in-memory
+            // database lock whole tables (SQLITE_LOCKED, which busy_timeout does not
+            // wait out), so a second connection would turn concurrent writes into 503s.
             Location::Memory => {
                 let pool = SqlitePoolOptions::new()
-                    .max_connections(4)
+                    .max_connections(1)
                     .min_connections(1)
                     .idle_timeout(None)
                     .max_lifetime(None);
