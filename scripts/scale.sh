@@ -42,8 +42,7 @@ if [ -z "$asg" ]; then
   AWS_REGION=$(tf_output "$env_name" region)
   export AWS_REGION
 fi
-[ -n "${AWS_REGION:-${AWS_DEFAULT_REGION:-}}" ] || die "no AWS region: set AWS_REGION"
-export AWS_DEFAULT_REGION=${AWS_REGION:-$AWS_DEFAULT_REGION}
+use_aws_region
 
 describe() {
   aws autoscaling describe-auto-scaling-groups --auto-scaling-group-names "$asg" "$@"

@@ -22,6 +22,8 @@ install_test_tools() {
   link_tool "$(venv_bin shellcheck shellcheck)"
   ensure_venv schemathesis "schemathesis==4.32.5"
   link_tool "$(venv_bin schemathesis st)"
+  ensure_venv plot "$PLOT_REQUIREMENTS"
+  ensure_cargo_tool oha oha "$OHA_VERSION"
   ensure_npm_tool newman 6.2.2
   link_tool "$TOOLS_DIR/npm/node_modules/.bin/newman"
   ensure_cargo_tool cargo-nextest cargo-nextest 0.9

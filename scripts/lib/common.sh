@@ -14,6 +14,10 @@ export TOOLS_DIR
 # Every name in AWS starts with this, followed by the environment.
 PROJECT_NAME=axum-asg
 export PROJECT_NAME
+# Tools used by more than one script, pinned in one place.
+OHA_VERSION=1.16.0
+PLOT_REQUIREMENTS=matplotlib==3.11.2
+export OHA_VERSION PLOT_REQUIREMENTS
 
 note() { printf 'NOTE: %s\n' "$*" >&2; }
 error() { printf 'ERROR: %s\n' "$*" >&2; }
@@ -123,4 +127,82 @@ link_tool() {
   [ -x "$target" ] || die "expected an executable at $target"
   mkdir -p "$TOOLS_DIR/bin"
   ln -sfn "$target" "$TOOLS_DIR/bin/$name"
+}
+
+# version_ge A B: whether dotted version A is B or newer, part by part as numbers
+# (1.10 is newer than 1.9; a missing part counts as 0).
+version_ge() {
+  local -a a b
+  local i
+  IFS=. read -r -a a <<<"$1"
+  IFS=. read -r -a b <<<"$2"
+  for i in 0 1 2; do
+    if ((10#${a[i]:-0} > 10#${b[i]:-0})); then
+      return 0
+    elif ((10#${a[i]:-0} < 10#${b[i]:-0})); then
+      return 1
+    fi
+  done
+  return 0
+}
+
+# aws_region: the region the AWS CLI would use: AWS_REGION, then AWS_DEFAULT_REGION, then
+# the profile's (`aws configure get region`). Fails, printing nothing, when none is set.
+aws_region() {
+  local region=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
+  if [ -z "$region" ] && command -v aws >/dev/null 2>&1; then
+    region=$(aws configure get region 2>/dev/null) || region=
+  fi
+  [ -n "$region" ] || return 1
+  printf '%s\n' "$region"
+}
+
+# check_env_name ENV: the rule of infra/network.tf for a workspace, i.e. an environment:
+# lowercase letters, digits and hyphens, not "default", and "<project>-ENV" at most 32
+# characters (load balancer and target group names). Prints the reason when it fails.
+check_env_name() {
+  local env=$1
+  if [ "$env" = default ] || ! [[ $env =~ ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$ ]]; then
+    error "'$env' is not an environment name: lowercase letters, digits and hyphens, not starting or ending with a hyphen, not 'default'"
+    return 1
+  fi
+  if [ $((${#PROJECT_NAME} + 1 + ${#env})) -gt 32 ]; then
+    error "'$PROJECT_NAME-$env' is longer than 32 characters (load balancer and target group names): shorten '$env'"
+    return 1
+  fi
+}
+
+# inputs_hash BINARY: SHA-256 of everything baked into the AMI: the service binary and every
+# file under packer/ but manifest.json (template, variables, unit, install scripts), each
+# with its path, in byte order of the paths, so the same inputs always give the same hash
+# whatever their timestamps or the binary's location. apply.sh tags the AMI with it
+# (InputsHash) and reuses an AMI whose tag matches instead of baking the same image again.
+inputs_hash() {
+  local binary=$1
+  [ -f "$binary" ] || {
+    error "inputs_hash: $binary is not a file"
+    return 1
+  }
+  {
+    printf '%s  binary\n' "$(sha256sum <"$binary" | cut -d' ' -f1)"
+    (cd "$REPO_ROOT" && find packer -type f ! -path packer/manifest.json -print0 |
+      LC_ALL=C sort -z | xargs -0 -r sha256sum)
+  } | sha256sum | cut -d' ' -f1
+}
+
+# run_step NAME COMMAND...: run one step of a longer procedure; when it fails, stop the
+# script with an ERROR naming the step and the command's exit status.
+run_step() {
+  local name=$1 status=0
+  shift
+  "$@" || status=$?
+  [ "$status" -eq 0 ] || die "step '$name' failed (exit $status): see the output above; nothing after it was run"
+}
+
+# use_aws_region: AWS_REGION and AWS_DEFAULT_REGION both set from whichever is given (the
+# AWS CLI v1 reads only the second, the SDKs and CLI v2 the first), or fail.
+use_aws_region() {
+  local region=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
+  [ -n "$region" ] || die "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)"
+  export AWS_REGION=$region AWS_DEFAULT_REGION=$region
 }

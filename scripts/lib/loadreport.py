@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Turns oha's JSON summaries into the load test's CSV, verdict and chart.
+
+    loadreport.py window  CSV ELAPSED TARGET_RATE DESIRED IN_SERVICE CPU OHA_JSON...
+        append one row (one time window) to CSV; several JSON files (the mixed profile
+        runs a reader and a writer side by side) are merged into one row
+    loadreport.py verdict CSV --rps R --mean-ms M --success PCT
+        print the summary and the SLO verdict; exit 1 when a goal is missed
+    loadreport.py chart   CSV PNG
+        request rate, p50/p99 latency and capacity over time (needs matplotlib)
+
+Success means a 2xx answer. oha counts any status as a success and exits 0 even when
+no connection was ever made, so both are recomputed here from the status and error
+distributions: a refused connection and a 503 are failures alike.
+"""
+
+import csv
+import json
+import sys
+
+COLUMNS = [
+    "elapsed_s",
+    "target_rps",
+    "requests",
+    "ok_2xx",
+    "failed",
+    "rps",
+    "mean_ms",
+    "p50_ms",
+    "p99_ms",
+    "desired",
+    "in_service",
+    "cpu_percent",
+]
+
+
+def window_stats(summaries):
+    """Merges oha summaries of one window into one set of numbers."""
+    requests = ok = 0
+    rps = weighted_mean = 0.0
+    p50 = p99 = None
+    for report in summaries:
+        statuses = report.get("statusCodeDistribution") or {}
+        errors = report.get("errorDistribution") or {}
+        answered = sum(int(n) for n in statuses.values())
+        n_ok = sum(int(n) for code, n in statuses.items() if str(code).startswith("2"))
+        attempts = answered + sum(int(n) for n in errors.values())
+        requests += attempts
+        ok += n_ok
+        summary = report.get("summary") or {}
+        rps += n_ok / summary["total"] if summary.get("total") else 0.0
+        mean = summary.get("average")
+        if mean is not None and answered:
+            weighted_mean += mean * 1000 * answered
+        percentiles = report.get("latencyPercentiles") or {}
+        # Across parts, report the worse value: a merged percentile would need the
+        # raw samples, which oha does not give.
+        if percentiles.get("p50") is not None:
+            p50 = max(p50 or 0.0, percentiles["p50"] * 1000)
+        if percentiles.get("p99") is not None:
+            p99 = max(p99 or 0.0, percentiles["p99"] * 1000)
+    answered_total = sum(
+        sum(int(n) for n in (r.get("statusCodeDistribution") or {}).values()) for r in summaries
+    )
+    mean_ms = weighted_mean / answered_total if answered_total else None
+    return {
+        "requests": requests,
+        "ok_2xx": ok,
+        "failed": requests - ok,
+        "rps": round(rps, 2),
+        "mean_ms": None if mean_ms is None else round(mean_ms, 3),
+        "p50_ms": None if p50 is None else round(p50, 3),
+        "p99_ms": None if p99 is None else round(p99, 3),
+    }
+
+
+def cmd_window(args):
+    path, elapsed, target, desired, in_service, cpu, *json_files = args
+    summaries = []
+    for name in json_files:
+        with open(name, encoding="utf-8") as handle:
+            summaries.append(json.load(handle))
+    row = {"elapsed_s": elapsed, "target_rps": target}
+    row.update(window_stats(summaries))
+    row.update({"desired": desired, "in_service": in_service, "cpu_percent": cpu})
+    write_header = True
+    try:
+        with open(path, encoding="utf-8") as handle:
+            write_header = handle.read(1) == ""
+    except FileNotFoundError:
+        pass
+    with open(path, "a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        if write_header:
+            writer.writeheader()
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in COLUMNS})
+    return 0
+
+
+def read_rows(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = set(COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise SystemExit(f"ERROR: {path} lacks columns {sorted(missing)}")
+        rows = list(reader)
+    if not rows:
+        raise SystemExit(f"ERROR: {path} has no data rows")
+    return rows
+
+
+def number(value):
+    return float(value) if value not in ("", None) else None
+
+
+def cmd_verdict(args):
+    path = args[0]
+    goals = {"--rps": 1000.0, "--mean-ms": 400.0, "--success": 99.99}
+    rest = args[1:]
+    while rest:
+        flag, value, *rest = rest
+        if flag not in goals:
+            raise SystemExit(f"ERROR: unknown goal {flag}")
+        goals[flag] = float(value)
+    rows = read_rows(path)
+    requests = sum(int(r["requests"]) for r in rows)
+    ok = sum(int(r["ok_2xx"]) for r in rows)
+    answered_rows = [(number(r["mean_ms"]), int(r["ok_2xx"])) for r in rows if number(r["mean_ms"]) is not None]
+    weight = sum(n for _, n in answered_rows)
+    mean_ms = sum(m * n for m, n in answered_rows) / weight if weight else None
+    peak_rps = max(number(r["rps"]) or 0.0 for r in rows)
+    p99s = [number(r["p99_ms"]) for r in rows if number(r["p99_ms"]) is not None]
+    success = 100.0 * ok / requests if requests else 0.0
+
+    print(f"requests        {requests} ({ok} answered 2xx, {requests - ok} failed)")
+    print(f"throughput      {peak_rps:.1f} rps of 2xx (best window)")
+    print(f"mean latency    {'n/a' if mean_ms is None else f'{mean_ms:.2f} ms'}")
+    print(f"worst p99       {'n/a' if not p99s else f'{max(p99s):.2f} ms'}")
+    print(f"success         {success:.3f} %")
+    checks = [
+        ("throughput", peak_rps >= goals["--rps"], f">= {goals['--rps']:g} rps"),
+        ("mean latency", mean_ms is not None and mean_ms < goals["--mean-ms"], f"< {goals['--mean-ms']:g} ms"),
+        ("success", success >= goals["--success"], f">= {goals['--success']:g} % 2xx"),
+    ]
+    for name, met, goal in checks:
+        print(f"{'✓' if met else '✗'} SLO {name} {goal} {'met' if met else 'missed'}")
+    if all(met for _, met, _ in checks):
+        print("SLO verdict: PASS")
+        return 0
+    print("SLO verdict: FAIL")
+    return 1
+
+
+def cmd_chart(args):
+    path, out = args
+    rows = read_rows(path)
+    import matplotlib  # imported here: only the chart needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # Each row describes the window that ends at elapsed_s: draw rates and capacity as
+    # steps that hold over the window before each point.
+    t = [number(r["elapsed_s"]) for r in rows]
+    fig, (ax_rate, ax_latency, ax_capacity) = plt.subplots(3, 1, sharex=True, figsize=(10, 9))
+    ax_rate.step(t, [number(r["rps"]) for r in rows], where="pre", label="2xx per second", color="tab:blue")
+    targets = [number(r["target_rps"]) or None for r in rows]
+    if any(v is not None for v in targets):
+        ax_rate.step(t, targets, where="pre", linestyle="--", color="tab:gray", label="target rate")
+    ax_rate.set_ylabel("requests / s")
+    ax_rate.legend(loc="upper left")
+    ax_rate.grid(alpha=0.3)
+
+    ax_latency.plot(t, [number(r["p50_ms"]) for r in rows], label="p50", color="tab:green")
+    ax_latency.plot(t, [number(r["p99_ms"]) for r in rows], label="p99", color="tab:red")
+    ax_latency.set_ylabel("latency (ms)")
+    ax_latency.legend(loc="upper left")
+    ax_latency.grid(alpha=0.3)
+
+    desired = [number(r["desired"]) for r in rows]
+    in_service = [number(r["in_service"]) for r in rows]
+    if any(v is not None for v in desired + in_service):
+        ax_capacity.step(t, in_service, where="pre", label="in service", color="tab:orange", linewidth=3, alpha=0.6)
+        ax_capacity.step(t, desired, where="pre", label="desired", color="tab:purple", linestyle="--")
+        ax_capacity.yaxis.get_major_locator().set_params(integer=True)
+        ax_capacity.set_ylabel("instances")
+        ax_capacity.legend(loc="upper left")
+        cpu = [number(r["cpu_percent"]) for r in rows]
+        if any(v is not None for v in cpu):
+            ax_cpu = ax_capacity.twinx()
+            ax_cpu.plot(t, cpu, color="tab:brown", alpha=0.6, label="average CPU %")
+            ax_cpu.set_ylabel("CPU %")
+            ax_cpu.set_ylim(0, 100)
+            ax_cpu.legend(loc="upper right")
+    else:
+        ax_capacity.text(0.5, 0.5, "no Auto Scaling group sampled (local target)",
+                         ha="center", va="center", transform=ax_capacity.transAxes)
+    ax_capacity.grid(alpha=0.3)
+    ax_capacity.set_xlabel("seconds since start")
+    fig.suptitle("Load test: rate, latency and capacity over time")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    print(f"NOTE: chart written to {out}", file=sys.stderr)
+    return 0
+
+
+def main(argv):
+    commands = {"window": cmd_window, "verdict": cmd_verdict, "chart": cmd_chart}
+    if len(argv) < 2 or argv[1] not in commands:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return commands[argv[1]](argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Load test with an SLO verdict, using oha.
+#
+#   scripts/loadtest.sh --url URL [options]    any running service
+#   scripts/loadtest.sh --env ENV [options]    the stack ./apply.sh ENV deployed: its load
+#                                              balancer, and every window also samples the
+#                                              ASG's desired/in-service capacity and CPU
+# Options:
+#   --profile NAME      gtg | read | write | mixed | computation        (default gtg)
+#                       read: GET /candidate/{name} over 100 seeded names; write: POST of
+#                       new names; mixed: 80 % reads and 20 % writes side by side
+#   --rate RPS          fixed request rate (default: as fast as the connections allow)
+#   --ramp R1,R2,...    rate steps, each lasting --duration (overrides --rate)
+#   --concurrency N     connections (default 50)
+#   --duration SECS     length of the run, or of each ramp step (default 30, at most 7200)
+#   --window SECS       sampling window (default 15)
+#   --slo-rps N         goal: 2xx per second in the best window    (default 1000)
+#   --slo-mean-ms N     goal: mean latency below                   (default 400)
+#   --slo-success PCT   goal: share of requests answered 2xx       (default 99.99)
+#   --out DIR           results folder (default loadtest-results/<UTC time>)
+#   --asg NAME          sample this Auto Scaling group (uses AWS_REGION)
+#   --chart             draw the chart even without an ASG to sample
+# Writes DIR/samples.csv (one row per window), DIR/summary.txt and, when an ASG is
+# sampled (or --chart), DIR/chart.png. Exits 1 when the SLO is missed, 2 on bad usage.
+set -euo pipefail
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+usage() {
+  sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+url='' env_name='' asg='' profile=gtg rate='' ramp='' concurrency=50 duration=30 window=15
+slo_rps=1000 slo_mean_ms=400 slo_success=99.99 out='' chart=''
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --url) url=${2:?}; shift 2 ;;
+    --env) env_name=${2:?}; shift 2 ;;
+    --asg) asg=${2:?}; shift 2 ;;
+    --profile) profile=${2:?}; shift 2 ;;
+    --rate) rate=${2:?}; shift 2 ;;
+    --ramp) ramp=${2:?}; shift 2 ;;
+    --concurrency) concurrency=${2:?}; shift 2 ;;
+    --duration) duration=${2:?}; shift 2 ;;
+    --window) window=${2:?}; shift 2 ;;
+    --slo-rps) slo_rps=${2:?}; shift 2 ;;
+    --slo-mean-ms) slo_mean_ms=${2:?}; shift 2 ;;
+    --slo-success) slo_success=${2:?}; shift 2 ;;
+    --out) out=${2:?}; shift 2 ;;
+    --chart) chart=1; shift ;;
+    -h | --help) usage ;;
+    *) error "unknown argument $1"; usage ;;
+  esac
+done
+
+is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
+case $profile in gtg | read | write | mixed | computation) ;; *) error "unknown profile '$profile'"; usage ;; esac
+is_count "$concurrency" || die "--concurrency must be a positive whole number"
+is_count "$duration" && [ "$duration" -le 7200 ] || die "--duration must be 1 to 7200 seconds"
+is_count "$window" || die "--window must be a positive whole number of seconds"
+[ -z "$rate" ] || is_count "$rate" || die "--rate must be a positive whole number"
+if [ -n "$ramp" ]; then
+  IFS=, read -r -a steps <<<"$ramp"
+  for step in "${steps[@]}"; do is_count "$step" || die "--ramp takes rates like 100,200,400"; done
+else
+  steps=("${rate:-0}") # 0: no rate limit
+fi
+
+if [ -n "$env_name" ]; then
+  [ -z "$url" ] || die "give --url or --env, not both"
+  url=$(tf_output "$env_name" url) || die "no Terraform outputs for '$env_name': run ./apply.sh $env_name first"
+  asg=$(tf_output "$env_name" asg_name)
+  AWS_REGION=$(tf_output "$env_name" region)
+  export AWS_REGION
+fi
+[ -n "$url" ] || { error "give --url URL or --env ENV"; usage; }
+url=${url%/}
+if [ -n "$asg" ]; then
+  require_cmd aws "install the AWS CLI to sample the Auto Scaling group"
+  use_aws_region
+  chart=1
+fi
+
+require_cmd curl "install curl"
+ensure_cargo_tool oha oha "$OHA_VERSION"
+out=${out:-$REPO_ROOT/loadtest-results/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+csv=$out/samples.csv
+rm -f "$csv"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+report() { python3 "$REPO_ROOT/scripts/lib/loadreport.py" "$@"; }
+
+# oha's --rand-regex-url reads the whole URL as a regular expression, and its parser
+# does not honour backslash escapes: quote metacharacters as one-character classes.
+if printf '%s' "$url" | grep -q '[][\^]'; then die "the URL must not contain [ ] \\ or ^"; fi
+url_regex=$(printf '%s' "$url" | sed 's/[.?+*(){}|$]/[&]/g')
+
+seed_reads() {
+  local i
+  note "seeding 100 candidates for the read profile"
+  for ((i = 0; i < 100; i++)); do
+    curl -fsS -o /dev/null --max-time 10 -X POST "$url/candidate/loadtest-read-$(printf '%03d' "$i")" ||
+      die "cannot seed candidates at $url (is the service up?)"
+  done
+}
+
+# oha_run NAME RATE CONNECTIONS SECONDS ARGS...: one bounded oha run, JSON to $work/NAME.json.
+oha_run() {
+  local name=$1 run_rate=$2 connections=$3 seconds=$4
+  shift 4
+  local limit=()
+  [ "$run_rate" -gt 0 ] && limit=(-q "$run_rate")
+  oha --no-tui --output-format json -z "${seconds}s" -c "$connections" -t 10s \
+    --wait-ongoing-requests-after-deadline "${limit[@]}" "$@" >"$work/$name.json" 2>"$work/$name.err" ||
+    die "oha failed: $(cat "$work/$name.err")"
+}
+
+# run_window RATE SECONDS: the profile's traffic for one window; prints the JSON files.
+run_window() {
+  local run_rate=$1 seconds=$2
+  case $profile in
+    gtg) oha_run main "$run_rate" "$concurrency" "$seconds" "$url/gtg" ;;
+    computation) oha_run main "$run_rate" "$concurrency" "$seconds" "$url/computation" ;;
+    read) oha_run main "$run_rate" "$concurrency" "$seconds" --rand-regex-url "$url_regex/candidate/loadtest-read-0[0-9]{2}" ;;
+    write) oha_run main "$run_rate" "$concurrency" "$seconds" -m POST --rand-regex-url "$url_regex/candidate/loadtest-write-[a-z0-9]{12}" ;;
+    mixed)
+      local read_rate=$((run_rate * 4 / 5)) write_rate=$((run_rate - run_rate * 4 / 5))
+      local read_conns=$(((concurrency * 4 + 4) / 5)) write_conns=$(((concurrency + 4) / 5))
+      [ "$run_rate" -gt 0 ] && [ "$write_rate" -eq 0 ] && write_rate=1
+      oha_run main "$read_rate" "$read_conns" "$seconds" --rand-regex-url "$url_regex/candidate/loadtest-read-0[0-9]{2}" &
+      local reader=$!
+      oha_run writes "$write_rate" "$write_conns" "$seconds" -m POST --rand-regex-url "$url_regex/candidate/loadtest-write-[a-z0-9]{12}"
+      wait "$reader"
+      ;;
+  esac
+}
+
+# sample_group: "desired in_service cpu" of the ASG, blanks when there is none.
+sample_group() {
+  if [ -z "$asg" ]; then
+    printf '  \n'
+    return
+  fi
+  local capacity cpu start end
+  capacity=$(aws autoscaling describe-auto-scaling-groups --auto-scaling-group-names "$asg" \
+    --query "AutoScalingGroups[0].[DesiredCapacity, length(Instances[?LifecycleState=='InService'])]" \
+    --output text 2>/dev/null || printf '\t')
+  # The current minute's datapoint counts too: end the query a minute from now.
+  end=$(date -u -d '+1 min' +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -v+1M +%Y-%m-%dT%H:%M:%SZ)
+  start=$(date -u -d '-5 min' +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -v-5M +%Y-%m-%dT%H:%M:%SZ)
+  cpu=$(aws cloudwatch get-metric-statistics --namespace AWS/EC2 --metric-name CPUUtilization \
+    --dimensions "Name=AutoScalingGroupName,Value=$asg" --start-time "$start" --end-time "$end" \
+    --period 60 --statistics Average --query 'sort_by(Datapoints, &Timestamp)[-1].Average' \
+    --output text 2>/dev/null || true)
+  [ "$cpu" = None ] && cpu=
+  printf '%s %s\n' "$(tr '\t' ' ' <<<"$capacity" | sed 's/None//g')" "$cpu"
+}
+
+[[ $profile = read || $profile = mixed ]] && seed_reads
+note "load test of $url: profile $profile, rates ${steps[*]} (0 = unlimited), $concurrency connections, ${duration}s per step, windows of ${window}s"
+started=$SECONDS
+for step in "${steps[@]}"; do
+  remaining=$duration
+  while [ "$remaining" -gt 0 ]; do
+    seconds=$((remaining < window ? remaining : window))
+    rm -f "$work"/*.json
+    # Sample while the load runs, so the windows follow each other without gaps.
+    sample_group >"$work/sample" &
+    sampler=$!
+    run_window "$step" "$seconds"
+    wait "$sampler" || true
+    read -r desired in_service cpu <"$work/sample" || true
+    report window "$csv" "$((SECONDS - started))" "$step" "${desired:-}" "${in_service:-}" "${cpu:-}" "$work"/*.json
+    remaining=$((remaining - seconds))
+  done
+done
+
+if [ -n "$chart" ]; then
+  ensure_venv plot "$PLOT_REQUIREMENTS"
+  "$(venv_bin plot python)" "$REPO_ROOT/scripts/lib/loadreport.py" chart "$csv" "$out/chart.png"
+fi
+status=0
+report verdict "$csv" --rps "$slo_rps" --mean-ms "$slo_mean_ms" --success "$slo_success" | tee "$out/summary.txt" || status=1
+note "results in ${out#"$REPO_ROOT"/}/"
+exit "$status"
