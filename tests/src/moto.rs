@@ -24,6 +24,8 @@ pub struct Moto {
     pub endpoint: String,
     port: u16,
     child: Option<Child>,
+    /// Where a recording server writes every request it receives.
+    recording: Option<tempfile::TempDir>,
 }
 
 impl Moto {
@@ -41,6 +43,7 @@ impl Moto {
             endpoint,
             port,
             child: None,
+            recording: None,
         }
     }
 
@@ -56,9 +59,64 @@ impl Moto {
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
             child: None,
+            recording: None,
         };
         moto.start_again().await;
         moto
+    }
+
+    /// A private server that records every request it receives (moto's recorder), to
+    /// observe which API calls a client really makes.
+    pub async fn start_recording() -> Self {
+        let port = crate::free_port();
+        let mut moto = Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+            child: None,
+            recording: Some(tempfile::tempdir().expect("recording folder")),
+        };
+        moto.start_again().await;
+        moto
+    }
+
+    /// The DynamoDB operations (`GetItem`, ...) recorded so far that were signed with
+    /// `access_key`, i.e. sent by that client and no other.
+    pub async fn recorded_operations(
+        &self,
+        access_key: &str,
+    ) -> std::collections::BTreeSet<String> {
+        assert!(
+            self.recording.is_some(),
+            "start the server with start_recording()"
+        );
+        let text = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client")
+            .get(format!(
+                "{}/moto-api/recorder/download-recording",
+                self.endpoint
+            ))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("download the recording")
+            .text()
+            .await
+            .expect("recording");
+        let credential = format!("Credential={access_key}/");
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|entry| {
+                entry["headers"]["Authorization"]
+                    .as_str()
+                    .is_some_and(|auth| auth.contains(&credential))
+            })
+            .filter_map(|entry| {
+                let target = entry["headers"]["X-Amz-Target"].as_str()?;
+                Some(target.strip_prefix("DynamoDB_20120810.")?.to_owned())
+            })
+            .collect()
     }
 
     /// Stops a private server (its data is lost, as with a real outage of a fresh store).
@@ -73,7 +131,13 @@ impl Moto {
     /// (Re)starts a private server on its port and waits until it answers.
     pub async fn start_again(&mut self) {
         assert!(self.child.is_none(), "moto is already running");
-        let child = Command::new(crate::tool("moto_server"))
+        let mut command = Command::new(crate::tool("moto_server"));
+        if let Some(dir) = &self.recording {
+            command
+                .env("MOTO_ENABLE_RECORDING", "True")
+                .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording.jsonl"));
+        }
+        let child = command
             .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -87,6 +151,20 @@ impl Moto {
             client.list_tables().send().await.ok()
         })
         .await;
+        if self.recording.is_some() {
+            reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client")
+                .post(format!(
+                    "{}/moto-api/recorder/start-recording",
+                    self.endpoint
+                ))
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .expect("start moto's recorder");
+        }
     }
 
     /// An SDK client for setting up and inspecting what the service did.
