@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Local benchmark matrix of the release binary on SQLite, written to docs/BENCHMARKS.md:
+# /gtg throughput and p99; /gtg p99 while /computation saturates every worker;
+# /computation latency (against the pure chain, measured by criterion) and saturation
+# throughput; candidate write and read throughput and p99; idle memory; start to first 200.
+#
+#   scripts/bench.sh [--duration SECS] [--binary PATH] [--out FILE] [--label TEXT]
+#
+# --binary benchmarks another build (for A/B comparisons) instead of building
+# target/release/candidates. All traffic goes to 127.0.0.1 and every run is bounded.
+set -euo pipefail
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+duration=10
+binary=''
+out=$REPO_ROOT/docs/BENCHMARKS.md
+label=release
+while [ $# -gt 0 ]; do
+  case $1 in
+    --duration) duration=${2:?}; shift 2 ;;
+    --binary) binary=${2:?}; shift 2 ;;
+    --out) out=${2:?}; shift 2 ;;
+    --label) label=${2:?}; shift 2 ;;
+    -h | --help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) error "unknown argument $1"; exit 2 ;;
+  esac
+done
+[[ $duration =~ ^[1-9][0-9]*$ ]] && [ "$duration" -le 300 ] || die "--duration must be 1 to 300 seconds"
+
+require_cmd cargo "install Rust from https://rustup.rs"
+require_cmd python3 "install Python 3"
+ensure_cargo_tool oha oha "$OHA_VERSION"
+cd "$REPO_ROOT"
+if [ -z "$binary" ]; then
+  note "building the release binary"
+  cargo build --quiet --release -p candidates
+  binary=$REPO_ROOT/target/release/candidates
+fi
+[ -x "$binary" ] || die "no executable at $binary"
+
+note "measuring the pure chain with criterion"
+criterion=$(cargo bench --quiet -p candidates --bench computation -- --noplot 2>/dev/null |
+  awk '/time:/ { gsub(/[\[\]]/, ""); print $4, $5; exit }')
+[ -n "$criterion" ] || die "criterion printed no time"
+read -r value unit <<<"$criterion"
+case $unit in
+  ns) factor=1 ;; µs | us) factor=1000 ;; ms) factor=1000000 ;; s) factor=1000000000 ;;
+  *) die "unexpected criterion unit '$unit'" ;;
+esac
+chain_ns=$(python3 -c "print($value * $factor)")
+
+note "running the load matrix (${duration}s per run)"
+python3 "$REPO_ROOT/scripts/lib/bench.py" "$binary" "$chain_ns" "$duration" "$out" "$label"
+note "written to ${out#"$REPO_ROOT"/}"
