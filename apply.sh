@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Deploy one environment of the stack, or update it: check this machine, build the binary,
+# bake the AMI (or reuse the one baked from the same inputs), terraform apply in workspace
+# ENV, smoke-test it, and print its URL and dashboard.
+#
+#   ./apply.sh [--yes] [--binary PATH] [ENV] [-var NAME=VALUE | -var-file=FILE]...
+#
+# ENV         the environment, i.e. the Terraform workspace (default dev): lowercase
+#             letters, digits and hyphens, e.g. perf1, nonreg1, production
+# --yes       apply without Terraform's confirmation (also when CI=true); otherwise
+#             Terraform shows the plan and asks
+# --binary    ship this release binary (built for Amazon Linux 2023's glibc 2.34) instead
+#             of building one with scripts/build_release.sh; cargo is not needed then
+# -var, -var-file   passed on to terraform apply (ami_id and region are set here)
+#
+# The region is AWS_REGION, else AWS_DEFAULT_REGION, else the AWS CLI profile's. An AMI is
+# reused when one of this project's AMIs is tagged with the same InputsHash (scripts/lib/
+# common.sh, inputs_hash: the binary and packer/). For the test suite only:
+# CANDIDATES_DIST_DIR (where --binary stages the binary; default dist/) and
+# CANDIDATES_PACKER_MANIFEST (the manifest Packer wrote; default packer/manifest.json).
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/lib/common.sh"
+
+usage() {
+  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+# tf_var_arg OPTION VALUE: refuse the variables apply.sh owns.
+tf_var_arg() {
+  case $2 in
+    ami_id=* | region=*) error "$1 ${2%%=*}=... is set by apply.sh (the AMI it baked, the region of AWS_REGION)"; usage ;;
+  esac
+}
+
+env_name=
+auto_approve=0
+binary=
+tf_args=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --yes | -y) auto_approve=1; shift ;;
+    --binary) [ $# -ge 2 ] || usage; binary=$2; shift 2 ;;
+    --binary=*) binary=${1#--binary=}; shift ;;
+    -h | --help) usage ;;
+    -var) [ $# -ge 2 ] || usage; tf_var_arg "$1" "$2"; tf_args+=(-var "$2"); shift 2 ;;
+    -var=*) tf_var_arg -var "${1#-var=}"; tf_args+=("$1"); shift ;;
+    -var-file) [ $# -ge 2 ] || usage; tf_args+=("-var-file=$2"); shift 2 ;;
+    -var-file=*) tf_args+=("$1"); shift ;;
+    -*) error "unknown option $1"; usage ;;
+    *) [ -z "$env_name" ] || usage; env_name=$1; shift ;;
+  esac
+done
+env_name=${env_name:-dev}
+check_env_name "$env_name" || exit 2
+# Terraform runs in infra/ (-chdir): make the caller's relative var files absolute.
+for i in "${!tf_args[@]}"; do
+  case ${tf_args[i]} in
+    -var-file=/*) ;;
+    -var-file=*) tf_args[i]="-var-file=$PWD/${tf_args[i]#-var-file=}" ;;
+  esac
+done
+if [ "$auto_approve" = 0 ] && [ "${CI:-}" = true ]; then
+  note "CI=true: Terraform applies without asking"
+  auto_approve=1
+fi
+# The workspace is ENV; an inherited TF_WORKSPACE would override it (and make
+# `terraform workspace select` fail).
+unset TF_WORKSPACE
+
+tf() { terraform -chdir="$REPO_ROOT/infra" "$@"; }
+
+# git_revision: the commit, with -dirty when the working tree has changes (untracked files
+# included: they may be part of the build). --no-optional-locks: a read must not take the
+# index lock from a concurrent git command.
+git_revision() {
+  local revision
+  revision=$(git -C "$REPO_ROOT" rev-parse --short=12 HEAD 2>/dev/null) || {
+    printf 'unknown\n'
+    return 0
+  }
+  if [ -n "$(git -C "$REPO_ROOT" --no-optional-locks status --porcelain 2>/dev/null)" ]; then
+    revision=$revision-dirty
+  fi
+  printf '%s\n' "$revision"
+}
+
+# stage_binary PATH: copy PATH and a fresh checksum into the dist folder, where Packer
+# takes them from; prints the staged path.
+stage_binary() {
+  local from=$1 dist=${CANDIDATES_DIST_DIR:-$REPO_ROOT/dist} staged
+  [ -f "$from" ] || die "--binary $from: no such file"
+  staged=$dist/candidates
+  mkdir -p "$dist"
+  if ! [ "$from" -ef "$staged" ]; then
+    install -m 0755 "$from" "$staged.partial.$$"
+    mv -f "$staged.partial.$$" "$staged"
+  fi
+  (cd "$dist" && sha256sum candidates >"candidates.sha256.partial.$$" && mv -f "candidates.sha256.partial.$$" candidates.sha256)
+  printf '%s\n' "$staged"
+}
+
+# existing_ami REGION HASH: the newest available AMI of this project baked from these inputs.
+existing_ami() {
+  local images
+  images=$(aws ec2 describe-images --region "$1" --owners self \
+    --filters "Name=tag:Project,Values=$PROJECT_NAME" "Name=tag:InputsHash,Values=$2" Name=state,Values=available \
+    --output json) || return 1
+  jq -r '.Images | sort_by(.CreationDate) | last | .ImageId // empty' <<<"$images"
+}
+
+# ami_from_manifest MANIFEST REGION HASH: the AMI of Packer's last build, checked against
+# the inputs it was asked to bake.
+ami_from_manifest() {
+  local manifest=$1 region=$2 hash=$3 built_hash artifact
+  [ -f "$manifest" ] || die "packer build succeeded but wrote no $manifest"
+  built_hash=$(jq -r '.builds[-1].custom_data.inputs_hash // empty' "$manifest") ||
+    die "$manifest is not Packer's manifest JSON"
+  [ "$built_hash" = "$hash" ] ||
+    die "the last build in $manifest has inputs hash '${built_hash:-none}', not $hash: Packer did not record this build"
+  # "region:ami-id", comma-separated when the template copies the AMI to more regions.
+  artifact=$(jq -r '.builds[-1].artifact_id // empty' "$manifest" | tr ',' '\n' | sed -n "s/^$region:\(ami-[0-9a-f]*\)\$/\1/p" | head -n 1)
+  [ -n "$artifact" ] || die "no AMI for $region in the artifact_id of the last build in $manifest"
+  printf '%s\n' "$artifact"
+}
+
+note "deploying $PROJECT_NAME-$env_name"
+
+check_args=()
+[ -z "$binary" ] || check_args=(--no-build)
+run_step "check the environment (scripts/check_env.sh)" bash "$REPO_ROOT/scripts/check_env.sh" ${check_args[@]+"${check_args[@]}"}
+region=$(aws_region) || die "no AWS region: export AWS_REGION"
+
+if [ -n "$binary" ]; then
+  binary=$(stage_binary "$binary")
+  note "shipping $binary (--binary: not built here)"
+else
+  binary=$(bash "$REPO_ROOT/scripts/build_release.sh" | tail -n 1) ||
+    die "step 'build the binary (scripts/build_release.sh)' failed: see the output above; nothing after it was run"
+fi
+[ -f "$binary" ] && [ -f "$binary.sha256" ] || die "$binary or its .sha256 is missing"
+
+hash=$(inputs_hash "$binary") || die "step 'compute the inputs hash' failed"
+note "AMI inputs hash: $hash"
+
+ami=$(existing_ami "$region" "$hash") ||
+  die "step 'look for an existing AMI (aws ec2 describe-images)' failed: see the output above"
+if [ -n "$ami" ]; then
+  note "reusing $ami: baked from the same inputs (InputsHash $hash), so Packer is skipped"
+else
+  revision=$(git_revision)
+  note "no AMI with these inputs in $region: baking one with Packer (git revision $revision; about 10 minutes)"
+  run_step "packer init" packer init "$REPO_ROOT/packer" >&2
+  run_step "packer build" packer build -var "git_revision=$revision" -var "inputs_hash=$hash" \
+    -var "region=$region" -var "binary_path=$binary" "$REPO_ROOT/packer" >&2
+  ami=$(ami_from_manifest "${CANDIDATES_PACKER_MANIFEST:-$REPO_ROOT/packer/manifest.json}" "$region" "$hash")
+  note "Packer baked $ami"
+fi
+
+run_step "terraform init" tf init -input=false >&2
+run_step "terraform workspace select" tf workspace select -or-create=true "$env_name" >&2
+apply_args=(-input=false)
+[ "$auto_approve" = 0 ] || apply_args+=(-auto-approve)
+apply_args+=(-var "ami_id=$ami" -var "region=$region")
+note "terraform apply in workspace $env_name with $ami in $region"
+run_step "terraform apply" tf apply "${apply_args[@]}" ${tf_args[@]+"${tf_args[@]}"} >&2
+
+run_step "validate the deployment (scripts/validate.sh)" bash "$REPO_ROOT/scripts/validate.sh" --env "$env_name"
+
+url=$(tf_output "$env_name" url) || die "step 'read the outputs' failed: terraform output url"
+dashboard=$(tf_output "$env_name" dashboard_url) || die "step 'read the outputs' failed: terraform output dashboard_url"
+printf 'URL:        %s\n' "$url"
+printf 'Dashboard:  %s\n' "$dashboard"
+note "$PROJECT_NAME-$env_name is up with $ami"
