@@ -100,7 +100,7 @@ def main(argv):
     binary, criterion_ns, duration, out = argv[1], float(argv[2]), int(argv[3]), argv[4]
     label = argv[5] if len(argv) > 5 else "release"
     d = f"{duration}s"
-    workers = os.cpu_count() or 1
+    workers = int(os.environ.get("CANDIDATES_COMPUTATION_WORKERS") or os.cpu_count() or 1)
     results = {}
     with tempfile.TemporaryDirectory() as data:
         port = free_port()
@@ -113,6 +113,10 @@ def main(argv):
             "AWS_EC2_METADATA_DISABLED": "true",
             "CANDIDATES_INSTANCE_ID": "i-bench",
         }
+        # Settings under comparison (pool sizes, RUST_LOG) come from the caller.
+        env.update({k: v for k, v in os.environ.items() if k.startswith("CANDIDATES_") or k == "RUST_LOG"})
+        env["CANDIDATES_LISTEN"] = f"127.0.0.1:{port}"
+        env["CANDIDATES_STORE"] = f"sqlite://{data}/candidates.db"
         log = open(os.path.join(data, "service.log"), "w", encoding="utf-8")
         started = time.perf_counter()
         service = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -13,6 +13,7 @@ use candidates::{AppState, Limits, telemetry};
 
 // mimalloc: fewer page faults and less lock contention than glibc malloc under many
 // small, short-lived allocations (request parsing, JSON), measured in docs/BENCHMARKS.md.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

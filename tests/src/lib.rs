@@ -5,6 +5,7 @@
 //! `./scripts/test.sh` into `.tools/bin`, which it puts on `PATH`. A missing tool fails
 //! the test with that instruction: nothing is skipped.
 
+pub mod hcl_files;
 pub mod imds;
 pub mod moto;
 pub mod service;

@@ -167,6 +167,75 @@ impl Moto {
         }
     }
 
+    /// The environment that points the AWS CLI (v1 reads AWS_DEFAULT_REGION) and the
+    /// project's scripts at this server, with the test suite's CLI first on PATH.
+    pub fn cli_env(&self) -> Vec<(&'static str, String)> {
+        let aws_dir = crate::tool("aws")
+            .parent()
+            .expect("a folder")
+            .display()
+            .to_string();
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_DEFAULT_REGION", REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_CONFIG_FILE", "/nonexistent".to_owned()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".to_owned()),
+            (
+                "PATH",
+                format!("{aws_dir}:{}", std::env::var("PATH").unwrap_or_default()),
+            ),
+        ]
+    }
+
+    /// Runs the AWS CLI against this server and returns its trimmed standard output.
+    pub fn aws(&self, args: &[&str]) -> String {
+        let output = std::process::Command::new(crate::tool("aws"))
+            .args(args)
+            .envs(self.cli_env())
+            .output()
+            .expect("run aws");
+        assert!(
+            output.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// A launch template and an Auto Scaling group (min 2, max 4, desired 2) named
+    /// `name`, as the stack's own group would be.
+    pub fn create_auto_scaling_group(&self, name: &str) {
+        let template = format!("{name}-lt");
+        self.aws(&[
+            "ec2",
+            "create-launch-template",
+            "--launch-template-name",
+            &template,
+            "--launch-template-data",
+            r#"{"ImageId":"ami-12c6146b","InstanceType":"t3.micro"}"#,
+        ]);
+        self.aws(&[
+            "autoscaling",
+            "create-auto-scaling-group",
+            "--auto-scaling-group-name",
+            name,
+            "--launch-template",
+            &format!("LaunchTemplateName={template}"),
+            "--min-size",
+            "2",
+            "--max-size",
+            "4",
+            "--desired-capacity",
+            "2",
+            "--availability-zones",
+            "us-east-1a",
+            "us-east-1b",
+        ]);
+    }
+
     /// An SDK client for setting up and inspecting what the service did.
     pub fn dynamodb(&self) -> Client {
         let config = aws_sdk_dynamodb::Config::builder()

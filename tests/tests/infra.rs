@@ -23,8 +23,7 @@ fn read(path: &Path) -> String {
 }
 
 fn parse(path: &Path) -> Body {
-    hcl::parse(&read(path))
-        .unwrap_or_else(|err| panic!("{} does not parse as HCL: {err}", path.display()))
+    blackbox::hcl_files::parse(path)
 }
 
 /// Files under `dir` (recursively) whose name ends with `suffix`, sorted.
@@ -61,36 +60,14 @@ struct Infra {
 impl Infra {
     fn load() -> Self {
         // Terraform reads the root module's own folder only, not its subfolders.
-        let files: Vec<_> = files_ending_with(&infra_dir(), ".tf")
-            .into_iter()
-            .filter(|path| path.parent() == Some(infra_dir().as_path()))
-            .collect();
-        assert!(
-            !files.is_empty(),
-            "no .tf file in {}",
-            infra_dir().display()
-        );
-        let blocks = files
-            .iter()
-            .flat_map(|path| parse(path).into_blocks())
-            .collect();
-        Self { blocks }
+        Self {
+            blocks: blackbox::hcl_files::blocks_in(&infra_dir(), ".tf"),
+        }
     }
 
     /// Top-level blocks `kind "label0" "label1" {}` whose labels start with `labels`.
     fn blocks(&self, kind: &str, labels: &[&str]) -> Vec<&Block> {
-        self.blocks
-            .iter()
-            .filter(|block| {
-                block.identifier() == kind
-                    && block.labels().len() >= labels.len()
-                    && block
-                        .labels()
-                        .iter()
-                        .zip(labels)
-                        .all(|(label, want)| label.as_str() == *want)
-            })
-            .collect()
+        blackbox::hcl_files::select(&self.blocks, kind, labels)
     }
 
     fn one(&self, kind: &str, labels: &[&str]) -> &Body {

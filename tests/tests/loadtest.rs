@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use blackbox::{Moto, ServiceBuilder, free_port, repo_root, run_script, tool, unique};
+use blackbox::{Moto, ServiceBuilder, free_port, repo_root, run_script, unique};
 
 /// Runs a short load test; returns (exit code, stdout, stderr, results folder).
 fn loadtest(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String, tempfile::TempDir) {
@@ -213,53 +213,8 @@ async fn a_deployed_run_samples_capacity_and_cpu_and_draws_the_chart() {
     let svc = ServiceBuilder::memory().start().await;
     let moto = Moto::shared();
     let group = unique("loadtest-asg");
-    let env = [
-        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
-        ("AWS_REGION", blackbox::moto::REGION),
-        ("AWS_DEFAULT_REGION", blackbox::moto::REGION),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_CONFIG_FILE", "/nonexistent"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
-    ];
-    let aws = |args: &[&str]| {
-        let status = Command::new(tool("aws"))
-            .args(args)
-            .envs(env)
-            .output()
-            .expect("aws");
-        assert!(
-            status.status.success(),
-            "aws {args:?}: {}",
-            String::from_utf8_lossy(&status.stderr)
-        );
-    };
-    let template = format!("{group}-lt");
-    aws(&[
-        "ec2",
-        "create-launch-template",
-        "--launch-template-name",
-        &template,
-        "--launch-template-data",
-        r#"{"ImageId":"ami-12c6146b","InstanceType":"t3.micro"}"#,
-    ]);
-    aws(&[
-        "autoscaling",
-        "create-auto-scaling-group",
-        "--auto-scaling-group-name",
-        &group,
-        "--launch-template",
-        &format!("LaunchTemplateName={template}"),
-        "--min-size",
-        "2",
-        "--max-size",
-        "4",
-        "--desired-capacity",
-        "2",
-        "--availability-zones",
-        "us-east-1a",
-    ]);
-    aws(&[
+    moto.create_auto_scaling_group(&group);
+    moto.aws(&[
         "cloudwatch",
         "put-metric-data",
         "--namespace",
@@ -273,21 +228,11 @@ async fn a_deployed_run_samples_capacity_and_cpu_and_draws_the_chart() {
     ]);
 
     let url = svc.base_url();
-    let aws_dir = tool("aws").parent().expect("folder").display().to_string();
-    let path = format!("{aws_dir}:{}", std::env::var("PATH").unwrap_or_default());
-    let mut script_env = env.to_vec();
-    script_env.push(("PATH", &path));
+    let script_env = moto.cli_env();
     let run = std::thread::spawn({
         let (url, group) = (url.clone(), group.clone());
-        let script_env: Vec<(String, String)> = script_env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
         move || {
-            let env: Vec<(&str, &str)> = script_env
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
+            let env: Vec<(&str, &str)> = script_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
             loadtest(
                 &[
                     "--url",
@@ -311,7 +256,7 @@ async fn a_deployed_run_samples_capacity_and_cpu_and_draws_the_chart() {
     });
     // Scale out in the middle of the run, as a policy would.
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    aws(&[
+    moto.aws(&[
         "autoscaling",
         "set-desired-capacity",
         "--auto-scaling-group-name",

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use blackbox::{repo_root, tool};
 use hcl::expr::TraversalOperator;
-use hcl::{Block, Body, Expression};
+use hcl::{Block, Expression};
 
 /// Amazon Linux 2023's glibc: the newest symbol version the binary may need.
 const MAX_GLIBC: (u32, u32) = (2, 34);
@@ -517,32 +517,6 @@ fn timespan_parser_understands_systemd_units() {
 // 5. The Packer template
 // ---------------------------------------------------------------------------------------
 
-/// Every `*.pkr.hcl` of packer/ parsed, in file-name order.
-fn packer_bodies() -> Vec<(String, Body)> {
-    let mut files: Vec<PathBuf> = fs::read_dir(packer_dir())
-        .expect("read packer/")
-        .map(|entry| entry.expect("a folder entry").path())
-        .filter(|path| path.to_string_lossy().ends_with(".pkr.hcl"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "packer/ holds no *.pkr.hcl");
-    files
-        .into_iter()
-        .map(|path| {
-            let text = fs::read_to_string(&path).expect("read a Packer file");
-            let body = hcl::parse(&text)
-                .unwrap_or_else(|err| panic!("{} does not parse: {err}", path.display()));
-            (
-                path.file_name()
-                    .expect("a name")
-                    .to_string_lossy()
-                    .into_owned(),
-                body,
-            )
-        })
-        .collect()
-}
-
 /// The whole template: blocks of every file, locals merged.
 struct Template {
     blocks: Vec<Block>,
@@ -551,10 +525,7 @@ struct Template {
 
 impl Template {
     fn load() -> Template {
-        let blocks: Vec<Block> = packer_bodies()
-            .into_iter()
-            .flat_map(|(_, body)| body.into_blocks())
-            .collect();
+        let blocks = blackbox::hcl_files::blocks_in(&packer_dir(), ".pkr.hcl");
         let mut locals = BTreeMap::new();
         for block in blocks.iter().filter(|b| b.identifier() == "locals") {
             for attribute in block.body().attributes() {
@@ -571,18 +542,7 @@ impl Template {
 
     /// The blocks `kind "labels..."`.
     fn blocks(&self, kind: &str, labels: &[&str]) -> Vec<&Block> {
-        self.blocks
-            .iter()
-            .filter(|block| {
-                block.identifier() == kind
-                    && block.labels().len() >= labels.len()
-                    && block
-                        .labels()
-                        .iter()
-                        .zip(labels)
-                        .all(|(l, want)| l.as_str() == *want)
-            })
-            .collect()
+        blackbox::hcl_files::select(&self.blocks, kind, labels)
     }
 
     fn one_block(&self, kind: &str, labels: &[&str]) -> &Block {

@@ -79,19 +79,11 @@ fn the_api_table_lists_every_route() {
 }
 
 fn hcl_blocks(kind: &str) -> Vec<(String, hcl::Block)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(repo_root().join("infra")).expect("infra/") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "tf") {
-            let body: hcl::Body = hcl::from_str(&std::fs::read_to_string(&path).expect("read"))
-                .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-            for block in body.blocks().filter(|b| b.identifier() == kind) {
-                let name = block.labels().first().expect("label").as_str().to_owned();
-                found.push((name, block.clone()));
-            }
-        }
-    }
-    found
+    let blocks = blackbox::hcl_files::blocks_in(&repo_root().join("infra"), ".tf");
+    blackbox::hcl_files::select(&blocks, kind, &[])
+        .into_iter()
+        .map(|block| (block.labels()[0].as_str().to_owned(), block.clone()))
+        .collect()
 }
 
 #[test]

@@ -1,112 +1,48 @@
 //! `scripts/scale.sh` against moto's Auto Scaling API: a group with min 2 and max 4.
 
-use blackbox::{Moto, run_script, tool, unique};
+use blackbox::{Moto, run_script, unique};
 
 /// An Auto Scaling group of our own in the shared moto, driven with the real AWS CLI.
 struct Group {
     name: String,
-    env: Vec<(&'static str, String)>,
+    moto: Moto,
 }
 
 impl Group {
     fn create() -> Self {
-        let moto = Moto::shared();
         let group = Self {
             name: unique("asg"),
-            env: vec![
-                ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-                ("AWS_REGION", blackbox::moto::REGION.to_owned()),
-                ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-                ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-                ("AWS_CONFIG_FILE", "/nonexistent".to_owned()),
-                ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".to_owned()),
-                ("PATH", path_with_tools()),
-            ],
+            moto: Moto::shared(),
         };
-        let template = format!("{}-lt", group.name);
-        group.aws(&[
-            "ec2",
-            "create-launch-template",
-            "--launch-template-name",
-            &template,
-            "--launch-template-data",
-            r#"{"ImageId":"ami-12c6146b","InstanceType":"t3.micro"}"#,
-        ]);
-        group.aws(&[
-            "autoscaling",
-            "create-auto-scaling-group",
-            "--auto-scaling-group-name",
-            &group.name,
-            "--launch-template",
-            &format!("LaunchTemplateName={template}"),
-            "--min-size",
-            "2",
-            "--max-size",
-            "4",
-            "--desired-capacity",
-            "2",
-            "--availability-zones",
-            "us-east-1a",
-            "us-east-1b",
-        ]);
+        group.moto.create_auto_scaling_group(&group.name);
         group
     }
 
-    fn env(&self) -> Vec<(&str, &str)> {
-        self.env.iter().map(|(k, v)| (*k, v.as_str())).collect()
-    }
-
-    fn aws(&self, args: &[&str]) -> String {
-        let output = std::process::Command::new(tool("aws"))
-            .args(args)
-            .args(["--region", blackbox::moto::REGION])
-            .envs(self.env())
-            .output()
-            .expect("run aws");
-        assert!(
-            output.status.success(),
-            "aws {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    }
-
     fn desired(&self) -> u32 {
-        self.aws(&[
-            "autoscaling",
-            "describe-auto-scaling-groups",
-            "--auto-scaling-group-names",
-            &self.name,
-            "--query",
-            "AutoScalingGroups[0].DesiredCapacity",
-            "--output",
-            "text",
-        ])
-        .parse()
-        .expect("a number")
+        self.moto
+            .aws(&[
+                "autoscaling",
+                "describe-auto-scaling-groups",
+                "--auto-scaling-group-names",
+                &self.name,
+                "--query",
+                "AutoScalingGroups[0].DesiredCapacity",
+                "--output",
+                "text",
+            ])
+            .parse()
+            .expect("a number")
     }
 
     fn scale(&self, target: &str) -> (i32, String, String) {
-        let env = self.env();
-        let mut env_with_path: Vec<(&str, &str)> = env.clone();
-        let path = path_with_tools();
-        env_with_path.push(("PATH", &path));
-        run_script(
-            "scripts/scale.sh",
-            &["--asg", &self.name, target],
-            &env_with_path,
-        )
+        self.run(&["--asg", &self.name, target])
     }
-}
 
-/// The scripts call `aws` by name: make sure the one the test suite installed is found.
-fn path_with_tools() -> String {
-    let aws_dir = tool("aws").parent().expect("folder").to_owned();
-    format!(
-        "{}:{}",
-        aws_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let env = self.moto.cli_env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_script("scripts/scale.sh", args, &env)
+    }
 }
 
 #[test]
@@ -152,7 +88,7 @@ fn status_shows_capacity_and_every_instance() {
     let (code, stdout, stderr) = group.scale("status");
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("desired      3 (min 2, max 4)"), "{stdout}");
-    let instances = group.aws(&[
+    let instances = group.moto.aws(&[
         "autoscaling",
         "describe-auto-scaling-groups",
         "--auto-scaling-group-names",
@@ -173,11 +109,7 @@ fn status_shows_capacity_and_every_instance() {
 #[test]
 fn an_unknown_group_is_an_error() {
     let group = Group::create();
-    let (code, _, stderr) = run_script(
-        "scripts/scale.sh",
-        &["--asg", "no-such-group", "3"],
-        &group.env(),
-    );
+    let (code, _, stderr) = group.run(&["--asg", "no-such-group", "3"]);
     assert_eq!(code, 1);
     assert!(
         stderr.contains("no Auto Scaling group named 'no-such-group'"),
