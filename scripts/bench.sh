@@ -4,8 +4,10 @@
 # /computation latency (against the pure chain, measured by criterion) and saturation
 # throughput; candidate write and read throughput and p99; idle memory; start to first 200.
 #
-#   scripts/bench.sh [--duration SECS] [--binary PATH] [--out FILE] [--label TEXT]
+#   scripts/bench.sh [--duration SECS] [--repeat N] [--binary PATH] [--out FILE] [--label TEXT]
 #
+# Every figure is the median of --repeat passes (default 3), each against a fresh
+# service, with the range beside it: single runs on a shared machine vary by a quarter.
 # --binary benchmarks another build (for A/B comparisons) instead of building
 # target/release/candidates. All traffic goes to 127.0.0.1 and every run is bounded.
 set -euo pipefail
@@ -13,20 +15,23 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 duration=10
+repeat=3
 binary=''
 out=$REPO_ROOT/docs/BENCHMARKS.md
 label=release
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) duration=${2:?}; shift 2 ;;
+    --repeat) repeat=${2:?}; shift 2 ;;
     --binary) binary=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     --label) label=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    -h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     *) error "unknown argument $1"; exit 2 ;;
   esac
 done
 [[ $duration =~ ^[1-9][0-9]*$ ]] && [ "$duration" -le 300 ] || die "--duration must be 1 to 300 seconds"
+[[ $repeat =~ ^[1-9][0-9]*$ ]] && [ "$repeat" -le 20 ] || die "--repeat must be 1 to 20"
 
 require_cmd cargo "install Rust from https://rustup.rs"
 require_cmd python3 "install Python 3"
@@ -50,6 +55,6 @@ case $unit in
 esac
 chain_ns=$(python3 -c "print($value * $factor)")
 
-note "running the load matrix (${duration}s per run)"
-python3 "$REPO_ROOT/scripts/lib/bench.py" "$binary" "$chain_ns" "$duration" "$out" "$label"
+note "running the load matrix $repeat time(s), ${duration}s per run"
+python3 "$REPO_ROOT/scripts/lib/bench.py" "$binary" "$chain_ns" "$duration" "$out" "$label" "$repeat"
 note "written to ${out#"$REPO_ROOT"/}"

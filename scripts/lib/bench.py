@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The local benchmark matrix of scripts/bench.sh (see there). Standard library only.
 
-    bench.py BINARY CRITERION_NS DURATION_SECS OUT.md [LABEL]
+    bench.py BINARY CRITERION_NS DURATION_SECS OUT.md [LABEL [REPEAT]]
 
 Starts BINARY on SQLite in a temporary folder, drives it with oha from this (second)
 process, all on 127.0.0.1, and writes a Markdown report. Every load is bounded by
@@ -96,11 +96,9 @@ def fmt(value, unit="", digits=1):
     return "n/a" if value is None else f"{value:,.{digits}f}{unit}"
 
 
-def main(argv):
-    binary, criterion_ns, duration, out = argv[1], float(argv[2]), int(argv[3]), argv[4]
-    label = argv[5] if len(argv) > 5 else "release"
+def measure_once(binary, duration, workers):
+    """One pass of the matrix against a freshly started service."""
     d = f"{duration}s"
-    workers = int(os.environ.get("CANDIDATES_COMPUTATION_WORKERS") or os.cpu_count() or 1)
     results = {}
     with tempfile.TemporaryDirectory() as data:
         port = free_port()
@@ -166,17 +164,61 @@ def main(argv):
             service.wait(timeout=30)
             log.close()
 
+    return results
+
+
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    return values[len(values) // 2] if values else None
+
+
+def combine(runs):
+    """The median of every number over the runs, and its range."""
+    first = runs[0]
+    combined, ranges = {}, {}
+    for key, value in first.items():
+        if isinstance(value, dict):
+            combined[key] = {k: median([r[key][k] for r in runs]) for k in value}
+            ranges[key] = {k: (min(r[key][k] or 0 for r in runs), max(r[key][k] or 0 for r in runs)) for k in value}
+        else:
+            combined[key] = median([r[key] for r in runs])
+            ranges[key] = (min(r[key] for r in runs), max(r[key] for r in runs))
+    return combined, ranges
+
+
+def main(argv):
+    binary, criterion_ns, duration, out = argv[1], float(argv[2]), int(argv[3]), argv[4]
+    label = argv[5] if len(argv) > 5 else "release"
+    repeat = int(argv[6]) if len(argv) > 6 else 1
+    workers = int(os.environ.get("CANDIDATES_COMPUTATION_WORKERS") or os.cpu_count() or 1)
+    runs = []
+    for attempt in range(repeat):
+        print(f"NOTE: pass {attempt + 1} of {repeat}", file=sys.stderr)
+        runs.append(measure_once(binary, duration, workers))
+    results, ranges = combine(runs)
+    failed = {k: sum(r[k]["failed"] for r in runs) for k, v in runs[0].items() if isinstance(v, dict)}
+
     chain_ms = criterion_ns / 1e6
     m = machine()
     g, gs, cs, cc = results["gtg"], results["gtg_saturated"], results["computation_single"], results["computation_saturated"]
     w, r = results["write"], results["read"]
+    def cell(key, metric, unit, digits):
+        """The median, and the range over the passes when there were several."""
+        value = results[key][metric] if metric else results[key]
+        low, high = ranges[key][metric] if metric else ranges[key]
+        spread = f" ({fmt(low, '', digits)}–{fmt(high, '', digits)})" if repeat > 1 else ""
+        return f"{fmt(value, unit, digits)}{spread}"
+
     lines = [
         "# Benchmarks",
         "",
-        f"Produced by `scripts/bench.sh` ({label} build, {time.strftime('%Y-%m-%d', time.gmtime())}).",
+        f"Produced by `scripts/bench.sh --repeat {repeat} --duration {duration}` ({label} build, "
+        f"{time.strftime('%Y-%m-%d', time.gmtime())}).",
         "The service runs on SQLite in a temporary folder with its default settings; oha runs",
-        f"from a second process on the same machine, over 127.0.0.1, {duration} s per load run. Both",
-        "share the CPU, so these are the numbers of one small box, not of a fleet.",
+        f"from a second process on the same machine, over 127.0.0.1, {duration} s per load run.",
+        "Both share the CPU, so these are the numbers of one small box, not of a fleet.",
+        f"Each figure is the median of {repeat} passes, each against a freshly started",
+        "service" + (", with the range in parentheses." if repeat > 1 else "."),
         "",
         "## Machine",
         "",
@@ -187,19 +229,22 @@ def main(argv):
         "",
         "| measurement | result |",
         "|---|---|",
-        f"| `/gtg`, 64 connections: throughput | {fmt(g['rps'], ' rps', 0)} |",
-        f"| `/gtg`, 64 connections: p50 / p99 | {fmt(g['p50'], ' ms', 2)} / {fmt(g['p99'], ' ms', 2)} |",
-        f"| `/gtg` at 200 rps while `/computation` saturates all {workers} workers: p50 / p99 | {fmt(gs['p50'], ' ms', 2)} / {fmt(gs['p99'], ' ms', 2)} |",
-        f"| `/computation` (50,000 iterations), one at a time: mean / p99 | {fmt(cs['mean'], ' ms', 2)} / {fmt(cs['p99'], ' ms', 2)} |",
+        f"| `/gtg`, 64 connections: throughput | {cell('gtg', 'rps', ' rps', 0)} |",
+        f"| `/gtg`, 64 connections: p99 | {cell('gtg', 'p99', ' ms', 2)} |",
+        f"| `/gtg` at 200 rps while `/computation` saturates all {workers} workers: p99 | {cell('gtg_saturated', 'p99', ' ms', 2)} |",
+        f"| `/computation` (50,000 iterations), one at a time: mean | {cell('computation_single', 'mean', ' ms', 2)} |",
         f"| pure chain, criterion (`cargo bench --bench computation`) | {fmt(chain_ms, ' ms', 2)} |",
-        f"| `/computation` saturated ({workers * 4} connections, {workers} workers): throughput | {fmt(cc['rps'], ' rps', 1)} ({cc['failed']} not 2xx) |",
-        f"| `POST /candidate/{{name}}`, 64 connections: throughput, p99 | {fmt(w['rps'], ' rps', 0)}, {fmt(w['p99'], ' ms', 2)} |",
-        f"| `GET /candidate/{{name}}` (1,000 names), 64 connections: throughput, p99 | {fmt(r['rps'], ' rps', 0)}, {fmt(r['p99'], ' ms', 2)} |",
-        f"| resident memory: idle / after the runs | {fmt(results['idle_rss_mib'], ' MiB')} / {fmt(results['busy_rss_mib'], ' MiB')} |",
-        f"| start to first `200` on `/gtg` | {fmt(results['start_ms'], ' ms')} |",
+        f"| `/computation` saturated ({workers * 4} connections, {workers} workers): throughput | {cell('computation_saturated', 'rps', ' rps', 1)} |",
+        f"| `POST /candidate/{{name}}`, 64 connections: throughput | {cell('write', 'rps', ' rps', 0)} |",
+        f"| `POST /candidate/{{name}}`, 64 connections: p99 | {cell('write', 'p99', ' ms', 2)} |",
+        f"| `GET /candidate/{{name}}` (1,000 names), 64 connections: throughput | {cell('read', 'rps', ' rps', 0)} |",
+        f"| `GET /candidate/{{name}}` (1,000 names), 64 connections: p99 | {cell('read', 'p99', ' ms', 2)} |",
+        f"| resident memory, idle | {cell('idle_rss_mib', None, ' MiB', 1)} |",
+        f"| resident memory after the runs | {cell('busy_rss_mib', None, ' MiB', 1)} |",
+        f"| start to first `200` on `/gtg` | {cell('start_ms', None, ' ms', 1)} |",
         "",
-        "Failed (non-2xx) requests: "
-        + ", ".join(f"{k} {v['failed']}" for k, v in results.items() if isinstance(v, dict)),
+        "Requests not answered 2xx, over all passes: "
+        + ", ".join(f"{k} {v}" for k, v in failed.items()) + ".",
         "",
     ]
     with open(out, "w", encoding="utf-8") as handle:
