@@ -5,7 +5,7 @@
 //! logged where they happen and never reach the client.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -75,14 +75,23 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response =
             (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
-        if let Self::Unavailable {
-            retry_after_secs: Some(retry_after_secs),
-            ..
-        } = self
-        {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        match self {
+            Self::Unavailable {
+                retry_after_secs: Some(retry_after_secs),
+                ..
+            } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            // The rest of the body is never read, so the connection cannot carry another
+            // request: say so, or a client may reuse it and see it reset.
+            Self::PayloadTooLarge { .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
         }
         response
     }
@@ -125,18 +134,6 @@ impl From<PathRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(err: QueryRejection) -> Self {
         Self::bad_request(format!("invalid query string: {}", err.body_text()))
-    }
-}
-
-impl From<BytesRejection> for ApiError {
-    fn from(err: BytesRejection) -> Self {
-        if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Self::PayloadTooLarge {
-                limit: crate::api::BODY_LIMIT_BYTES,
-            }
-        } else {
-            Self::bad_request(format!("could not read request body: {}", err.body_text()))
-        }
     }
 }
 
@@ -198,6 +195,14 @@ mod tests {
                     .is_none()
             );
         }
+    }
+
+    #[test]
+    fn a_refused_body_closes_the_connection() {
+        let response = ApiError::PayloadTooLarge { limit: 1 }.into_response();
+        assert_eq!(response.headers()[header::CONNECTION], "close");
+        let response = ApiError::bad_request("x").into_response();
+        assert!(response.headers().get(header::CONNECTION).is_none());
     }
 
     #[test]

@@ -277,6 +277,7 @@ async fn oversized_bodies_are_413_and_nothing_is_stored(backend: Backend) {
         .send()
         .await
         .expect("POST");
+    assert_eq!(response.headers()["connection"], "close");
     expect_error(response, StatusCode::PAYLOAD_TOO_LARGE).await;
 
     // Without a Content-Length (chunked), the limit still holds.
@@ -292,6 +293,7 @@ async fn oversized_bodies_are_413_and_nothing_is_stored(backend: Backend) {
         .send()
         .await
         .expect("POST chunked");
+    assert_eq!(response.headers()["connection"], "close");
     expect_error(response, StatusCode::PAYLOAD_TOO_LARGE).await;
 
     expect_error(svc.get("/candidate/big").await, StatusCode::NOT_FOUND).await;

@@ -1,8 +1,8 @@
 //! `GET`/`POST /candidate/{name}` and `GET /candidates`.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -33,11 +33,11 @@ pub async fn get_one(
 pub async fn put_one(
     State(state): State<AppState>,
     name: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<Candidate>, ApiError> {
     let Path(raw) = name?;
     let name = CandidateName::parse(raw)?;
-    body?;
+    super::body::discard(body).await?;
     state.store.put(&name).await?;
     Ok(Json(Candidate::from(name)))
 }

@@ -69,8 +69,8 @@ pub async fn enforce_timeout(
     }
 }
 
-/// Refuses a declared oversized body before reading it; bodies without a length are
-/// cut off by the handlers' body limit instead.
+/// Refuses a body declared larger than the limit before any handler runs; bodies of
+/// unknown length are cut off by the handlers that read them (`body::discard`).
 pub async fn refuse_large_bodies(request: Request, next: Next) -> Response {
     let declared = request
         .headers()
@@ -78,10 +78,11 @@ pub async fn refuse_large_bodies(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(length) if length > BODY_LIMIT_BYTES as u64 => ApiError::PayloadTooLarge {
-            limit: BODY_LIMIT_BYTES,
+        Some(length) if length > BODY_LIMIT_BYTES as u64 => {
+            super::body::refuse(request.into_body(), length)
+                .await
+                .into_response()
         }
-        .into_response(),
         _ => next.run(request).await,
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, the middleware every request passes through, and the
 //! responses for requests that match nothing.
 
+mod body;
 mod candidates;
 mod computation;
 mod health;
@@ -8,7 +9,6 @@ mod metrics;
 mod middleware;
 mod openapi;
 
-use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get, post};
@@ -77,8 +77,7 @@ pub fn router(state: AppState) -> Router {
                     request_timeout,
                     middleware::enforce_timeout,
                 ))
-                .layer(axum::middleware::from_fn(middleware::refuse_large_bodies))
-                .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
+                .layer(axum::middleware::from_fn(middleware::refuse_large_bodies)),
         )
         .with_state(state)
 }
