@@ -93,7 +93,7 @@ expect "CapEff" "$(status CapEff)" 0000000000000000
 expect "NoNewPrivs" "$(status NoNewPrivs)" 1
 expect "Seccomp (2 = filter)" "$(status Seccomp)" 2
 
-curl -s -o /tmp/computation.json "$base/computation?iterations=1000000&seed=container" &
+curl -s -o /out/computation.json "$base/computation?iterations=1000000&seed=container" &
 sleep 0.3
 for task in /proc/"$pid"/task/*; do
   if [[ $(cat "$task/comm") == computation-* ]]; then
@@ -101,7 +101,7 @@ for task in /proc/"$pid"/task/*; do
   fi
 done
 wait
-grep -q '"hash"' /tmp/computation.json && pass "GET /computation" || fail "GET /computation: $(cat /tmp/computation.json)"
+grep -q '"hash"' /out/computation.json && pass "GET /computation" || fail "GET /computation: $(cat /out/computation.json)"
 
 systemctl stop candidates.service
 expect "result after SIGTERM" "$(systemctl show -p Result --value candidates.service)" success

@@ -61,7 +61,7 @@ systemctl enable candidates.service
 note "removing build leftovers"
 rm -rf -- "$staging"
 dnf clean all
-rm -f /root/.bash_history /home/ec2-user/.bash_history
+rm -f ~root/.bash_history ~ec2-user/.bash_history
 # The build instance's logs do not belong in every instance of the group.
 journalctl --rotate >/dev/null 2>&1 || true
 journalctl --vacuum-time=1s >/dev/null 2>&1 || true
