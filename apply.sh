@@ -22,10 +22,6 @@ set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/lib/common.sh"
 
-usage() {
-  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-}
 
 # tf_var_arg OPTION VALUE: refuse the variables apply.sh owns.
 tf_var_arg() {

@@ -26,12 +26,12 @@ while [ $# -gt 0 ]; do
     --binary) binary=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     --label) label=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
-    *) error "unknown argument $1"; exit 2 ;;
+    -h | --help) usage ;;
+    *) error "unknown argument $1"; usage ;;
   esac
 done
-[[ $duration =~ ^[1-9][0-9]*$ ]] && [ "$duration" -le 300 ] || die "--duration must be 1 to 300 seconds"
-[[ $repeat =~ ^[1-9][0-9]*$ ]] && [ "$repeat" -le 20 ] || die "--repeat must be 1 to 20"
+is_count "$duration" && [ "$duration" -le 300 ] || die "--duration must be 1 to 300 seconds"
+is_count "$repeat" && [ "$repeat" -le 20 ] || die "--repeat must be 1 to 20"
 
 require_cmd cargo "install Rust from https://rustup.rs"
 require_cmd python3 "install Python 3"

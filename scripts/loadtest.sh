@@ -26,11 +26,6 @@ set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-usage() {
-  sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-}
-
 url='' env_name='' asg='' profile=gtg rate='' ramp='' concurrency=50 duration=30 window=15
 slo_rps=1000 slo_mean_ms=400 slo_success=99.99 out='' chart=''
 
@@ -55,7 +50,6 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 case $profile in gtg | read | write | mixed | computation) ;; *) error "unknown profile '$profile'"; usage ;; esac
 is_count "$concurrency" || die "--concurrency must be a positive whole number"
 is_count "$duration" && [ "$duration" -le 7200 ] || die "--duration must be 1 to 7200 seconds"

@@ -26,6 +26,16 @@ die() {
   exit 1
 }
 
+# usage: print the running script's header comment (its usage text, kept in one place at
+# the top of the file) to stderr and exit 2, the status of a bad invocation.
+usage() {
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
+  exit 2
+}
+
+# is_count VALUE: a positive whole number.
+is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
+
 # require_cmd NAME HOW-TO-INSTALL: fail with a message that says how to fix it.
 require_cmd() {
   command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed: $2"

@@ -1,0 +1,53 @@
+//! Every script a user runs explains itself: `--help` prints exactly its header comment
+//! (the usage text at the top of the file, nothing of the code after it) and exits 2.
+
+use blackbox::{repo_root, run_script};
+
+const USER_SCRIPTS: [&str; 7] = [
+    "apply.sh",
+    "destroy.sh",
+    "scripts/bench.sh",
+    "scripts/check_env.sh",
+    "scripts/loadtest.sh",
+    "scripts/scale.sh",
+    "scripts/validate.sh",
+];
+
+/// The comment block after the shebang, without its `# ` markers.
+fn header_of(script: &str) -> String {
+    let text = std::fs::read_to_string(repo_root().join(script)).expect("script");
+    text.lines()
+        .skip(1)
+        .take_while(|line| line.starts_with('#'))
+        .map(|line| {
+            let body = &line[1..];
+            body.strip_prefix(' ').unwrap_or(body)
+        })
+        .fold(String::new(), |mut acc, line| {
+            acc.push_str(line);
+            acc.push('\n');
+            acc
+        })
+}
+
+#[test]
+fn help_prints_the_header_of_every_script_and_nothing_else() {
+    for script in USER_SCRIPTS {
+        let header = header_of(script);
+        assert!(header.lines().count() >= 3, "{script} has no usage header");
+        let (code, stdout, stderr) = run_script(script, &["--help"], &[]);
+        assert_eq!(code, 2, "{script} --help:\n{stderr}");
+        assert_eq!(stdout, "", "{script} --help writes its usage to stderr");
+        assert_eq!(stderr, header, "{script} --help");
+    }
+}
+
+#[test]
+fn an_unknown_option_is_refused_with_the_usage() {
+    for script in USER_SCRIPTS {
+        let (code, _, stderr) = run_script(script, &["--no-such-option"], &[]);
+        assert_eq!(code, 2, "{script}:\n{stderr}");
+        assert!(stderr.starts_with("ERROR: "), "{script}:\n{stderr}");
+        assert!(stderr.ends_with(&header_of(script)), "{script}:\n{stderr}");
+    }
+}
