@@ -87,6 +87,15 @@ pub fn encode_segment(raw: &str) -> String {
         .collect()
 }
 
+/// The checks `scripts/validate.sh` prints, in order, as `✓ <check> passed`.
+pub const VALIDATE_CHECKS: [&str; 5] = [
+    "Good to go",
+    "Insert",
+    "Verification",
+    "Candidate list",
+    "Computation",
+];
+
 /// Runs a project script with `args`, returning (exit code, stdout, stderr).
 pub fn run_script(script: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let output = std::process::Command::new("bash")

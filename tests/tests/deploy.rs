@@ -15,18 +15,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use blackbox::{ServiceBuilder, repo_root};
+use blackbox::{ServiceBuilder, VALIDATE_CHECKS, repo_root};
 use serde_json::{Value, json};
 
 const REGION: &str = "eu-west-3";
 const STANDINS: [&str; 3] = ["aws", "terraform", "packer"];
-const CHECKS: [&str; 5] = [
-    "Good to go",
-    "Insert",
-    "Verification",
-    "Candidate list",
-    "Computation",
-];
 /// Variables of the caller's environment that would change what the scripts do.
 const SCRUBBED: [&str; 12] = [
     "CI",
@@ -458,7 +451,7 @@ async fn fresh_deploy_bakes_the_ami_applies_it_and_validates() {
         ],
         "{run}"
     );
-    for check in CHECKS {
+    for check in VALIDATE_CHECKS {
         assert!(
             run.stdout.contains(&format!("✓ {check} passed")),
             "{check}:\n{run}"
@@ -556,7 +549,7 @@ async fn an_ami_baked_from_the_same_inputs_is_reused_without_packer() {
         second.stderr.contains(&format!("reusing {baked}")),
         "{second}"
     );
-    for check in CHECKS {
+    for check in VALIDATE_CHECKS {
         assert!(
             second.stdout.contains(&format!("✓ {check} passed")),
             "{second}"

@@ -1,21 +1,13 @@
 //! `scripts/validate.sh`, the smoke test users run after a deploy, run for real.
 
-use blackbox::{ServiceBuilder, free_port, run_script};
-
-const CHECKS: [&str; 5] = [
-    "Good to go",
-    "Insert",
-    "Verification",
-    "Candidate list",
-    "Computation",
-];
+use blackbox::{ServiceBuilder, VALIDATE_CHECKS, free_port, run_script};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn validate_passes_every_check_against_a_healthy_service() {
     let svc = ServiceBuilder::memory().start().await;
     let (code, stdout, stderr) = run_script("scripts/validate.sh", &[&svc.base_url()], &[]);
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
-    for check in CHECKS {
+    for check in VALIDATE_CHECKS {
         assert!(
             stdout.contains(&format!("✓ {check} passed")),
             "{check}:\n{stdout}"
@@ -53,7 +45,7 @@ fn validate_fails_when_nothing_answers() {
     let url = format!("http://127.0.0.1:{}", free_port());
     let (code, stdout, _) = run_script("scripts/validate.sh", &[&url], &[]);
     assert_eq!(code, 1);
-    for check in CHECKS {
+    for check in VALIDATE_CHECKS {
         assert!(
             stdout.contains(&format!("✗ {check} failed")),
             "{check}:\n{stdout}"
