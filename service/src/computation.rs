@@ -111,8 +111,6 @@ impl ComputationPool {
                 .spawn(move || work(&receiver, &busy))
                 .expect("the OS refused to start a computation thread");
         }
-        gauge!("computation_workers").set(workers.get() as f64);
-        gauge!("computation_queue_capacity").set(queue_capacity as f64);
         Self {
             sender,
             busy,
@@ -139,6 +137,15 @@ impl ComputationPool {
         self.sender.len()
     }
 
+    /// Sets the pool's gauges from its current state. Called when metrics are scraped,
+    /// so they are exact at that moment and no request or job pays for keeping them.
+    pub fn record_gauges(&self) {
+        gauge!("computation_workers").set(self.workers as f64);
+        gauge!("computation_queue_capacity").set(self.queue_capacity as f64);
+        gauge!("computation_queue_depth").set(self.queue_depth() as f64);
+        gauge!("computation_busy_workers").set(self.busy_workers() as f64);
+    }
+
     /// Runs the chain on a worker. Dropping the returned future (the client went away,
     /// the request timed out) cancels the job, queued or running.
     pub async fn compute(&self, seed: String, iterations: u32) -> Result<Computed, PoolError> {
@@ -148,13 +155,14 @@ impl ComputationPool {
             iterations,
             reply,
         };
-        match self.sender.try_send(job) {
-            Ok(()) => gauge!("computation_queue_depth").set(self.queue_depth() as f64),
-            Err(TrySendError::Full(_)) => {
-                counter!("computation_rejected_total").increment(1);
-                return Err(PoolError::QueueFull);
-            }
-            Err(TrySendError::Disconnected(_)) => return Err(PoolError::Stopped),
+        if let Err(refused) = self.sender.try_send(job) {
+            return Err(match refused {
+                TrySendError::Full(_) => {
+                    counter!("computation_rejected_total").increment(1);
+                    PoolError::QueueFull
+                }
+                TrySendError::Disconnected(_) => PoolError::Stopped,
+            });
         }
         done.await.map_err(|_| PoolError::Stopped)
     }
@@ -163,18 +171,17 @@ impl ComputationPool {
 fn work(receiver: &Receiver<Job>, busy: &AtomicUsize) {
     lower_thread_priority();
     for job in receiver {
-        gauge!("computation_queue_depth").set(receiver.len() as f64);
         if job.reply.is_closed() {
             counter!("computation_abandoned_total").increment(1);
             continue;
         }
-        gauge!("computation_busy_workers").set((busy.fetch_add(1, Ordering::Relaxed) + 1) as f64);
+        busy.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let outcome = run_chain(job.seed.as_bytes(), job.iterations, || {
             job.reply.is_closed()
         });
         let elapsed = started.elapsed();
-        gauge!("computation_busy_workers").set((busy.fetch_sub(1, Ordering::Relaxed) - 1) as f64);
+        busy.fetch_sub(1, Ordering::Relaxed);
         match outcome {
             Chain::Done(hash) => {
                 // The receiver may have gone in the meantime; nothing left to do then.

@@ -554,6 +554,9 @@ async fn metrics_are_prometheus_text_by_route_and_status(backend: Backend) {
         "# TYPE http_request_duration_seconds histogram",
         r#"http_request_duration_seconds_bucket{method="GET",route="/candidate/{name}",status="200",le="+Inf"} 1"#,
         "computation_queue_depth 0",
+        "computation_busy_workers 0",
+        "# TYPE computation_workers gauge",
+        "# TYPE computation_queue_capacity gauge",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }

@@ -3,13 +3,11 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use metrics::gauge;
 
 use crate::AppState;
 
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    // Sampled at scrape time so the gauge is exact whatever the traffic.
-    gauge!("computation_queue_depth").set(state.pool.queue_depth() as f64);
+    state.pool.record_gauges();
     (
         [(
             header::CONTENT_TYPE,
