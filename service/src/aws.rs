@@ -1,4 +1,4 @@
-//! The HTTP client every AWS call of the service shares (DynamoDB and IMDS).
+//! How the service's AWS clients (DynamoDB and IMDS) make HTTP connections.
 //!
 //! rustls with ring keeps the build free of C toolchains beyond a plain `cc`, which is
 //! what lets the release binary be cross-linked for Amazon Linux 2023's glibc.
