@@ -8,7 +8,14 @@ use blackbox::{Moto, ServiceBuilder, free_port, repo_root, run_script, unique};
 
 /// Runs a short load test; returns (exit code, stdout, stderr, results folder).
 fn loadtest(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String, tempfile::TempDir) {
-    let out = tempfile::tempdir().expect("results folder");
+    loadtest_into(tempfile::tempdir().expect("results folder"), args, env)
+}
+
+fn loadtest_into(
+    out: tempfile::TempDir,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String, tempfile::TempDir) {
     let mut all: Vec<&str> = args.to_vec();
     let out_path = out.path().to_str().expect("utf-8 path").to_owned();
     all.extend(["--out", &out_path]);
@@ -17,7 +24,14 @@ fn loadtest(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String, tempfi
 }
 
 fn samples(out: &Path) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(out.join("samples.csv")).expect("samples.csv");
+    let csv = out.join("samples.csv");
+    assert!(csv.is_file(), "no samples.csv in {}", out.display());
+    samples_in(&csv)
+}
+
+/// The rows written so far (none while the file does not exist yet).
+fn samples_in(csv: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(csv).unwrap_or_default();
     text.lines()
         .skip(1)
         .map(|line| line.split(',').map(str::to_owned).collect())
@@ -229,11 +243,14 @@ async fn a_deployed_run_samples_capacity_and_cpu_and_draws_the_chart() {
 
     let url = svc.base_url();
     let script_env = moto.cli_env();
+    let out = tempfile::tempdir().expect("results folder");
+    let csv = out.path().join("samples.csv");
     let run = std::thread::spawn({
         let (url, group) = (url.clone(), group.clone());
         move || {
             let env: Vec<(&str, &str)> = script_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            loadtest(
+            loadtest_into(
+                out,
                 &[
                     "--url",
                     &url,
@@ -254,8 +271,14 @@ async fn a_deployed_run_samples_capacity_and_cpu_and_draws_the_chart() {
             )
         }
     });
-    // Scale out in the middle of the run, as a policy would.
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    // Scale out in the middle of the run, as a policy would: once the first window has
+    // been sampled at the old capacity.
+    blackbox::eventually(
+        "the first window in samples.csv",
+        std::time::Duration::from_secs(30),
+        || async { (!samples_in(&csv).is_empty()).then_some(()) },
+    )
+    .await;
     moto.aws(&[
         "autoscaling",
         "set-desired-capacity",
