@@ -22,7 +22,8 @@ pub const REGION: &str = "us-east-1";
 #[derive(Debug)]
 pub struct Moto {
     pub endpoint: String,
-    port: u16,
+    /// The port of a private server; the shared one is not this process's to restart.
+    port: Option<u16>,
     child: Option<Child>,
     /// Where a recording server writes every request it receives.
     recording: Option<tempfile::TempDir>,
@@ -34,14 +35,9 @@ impl Moto {
         let endpoint = std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {
             panic!("MOTO_ENDPOINT is not set: run the tests through ./scripts/test.sh, which starts moto")
         });
-        let port = endpoint
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim_end_matches('/').parse().ok())
-            .expect("MOTO_ENDPOINT ends with a port");
         Self {
             endpoint,
-            port,
+            port: None,
             child: None,
             recording: None,
         }
@@ -55,25 +51,22 @@ impl Moto {
     /// A private server on a given port (for example one a service was told about
     /// before anything listened there).
     pub async fn start_on(port: u16) -> Self {
-        let mut moto = Self {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            port,
-            child: None,
-            recording: None,
-        };
-        moto.start_again().await;
-        moto
+        Self::start_private_on(port, None).await
     }
 
     /// A private server that records every request it receives (moto's recorder), to
     /// observe which API calls a client really makes.
     pub async fn start_recording() -> Self {
-        let port = crate::free_port();
+        let recording = tempfile::tempdir().expect("recording folder");
+        Self::start_private_on(crate::free_port(), Some(recording)).await
+    }
+
+    async fn start_private_on(port: u16, recording: Option<tempfile::TempDir>) -> Self {
         let mut moto = Self {
             endpoint: format!("http://127.0.0.1:{port}"),
-            port,
+            port: Some(port),
             child: None,
-            recording: Some(tempfile::tempdir().expect("recording folder")),
+            recording,
         };
         moto.start_again().await;
         moto
@@ -89,10 +82,7 @@ impl Moto {
             self.recording.is_some(),
             "start the server with start_recording()"
         );
-        let text = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client")
+        let text = crate::service::client()
             .get(format!(
                 "{}/moto-api/recorder/download-recording",
                 self.endpoint
@@ -131,6 +121,7 @@ impl Moto {
     /// (Re)starts a private server on its port and waits until it answers.
     pub async fn start_again(&mut self) {
         assert!(self.child.is_none(), "moto is already running");
+        let port = self.port.expect("only a private moto can be started again");
         let mut command = Command::new(crate::tool("moto_server"));
         if let Some(dir) = &self.recording {
             command
@@ -138,7 +129,7 @@ impl Moto {
                 .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording.jsonl"));
         }
         let child = command
-            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -152,10 +143,7 @@ impl Moto {
         })
         .await;
         if self.recording.is_some() {
-            reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client")
+            crate::service::client()
                 .post(format!(
                     "{}/moto-api/recorder/start-recording",
                     self.endpoint

@@ -1,16 +1,24 @@
 //! Faults degrade predictably and heal by themselves: a store that goes away or was
 //! never there, signals, a crash, bad configuration.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use blackbox::imds::FakeImds;
 use blackbox::{Moto, Service, ServiceBuilder, encode_segment, eventually, free_port};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-async fn connected(svc: &Service) -> String {
+/// One field of `/gtg?details`.
+async fn detail(svc: &Service, key: &str) -> String {
     let body: Value = svc.get("/gtg?details").await.json().await.expect("details");
-    body["connected"].as_str().expect("connected").to_owned()
+    body[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {body}"))
+        .to_owned()
+}
+
+async fn connected(svc: &Service) -> String {
+    detail(svc, "connected").await
 }
 
 /// Every store-backed call answers 503 with Retry-After, within the request timeout.
@@ -20,16 +28,17 @@ async fn assert_store_calls_fail_fast(svc: &Service, request_timeout: Duration) 
         ("POST", "/candidate/Ada"),
         ("GET", "/candidates"),
     ] {
-        let started = Instant::now();
         let request = match method {
             "GET" => svc.client().get(svc.url(path)),
             _ => svc.client().post(svc.url(path)),
         };
+        // The contract is an answer within the request timeout (plus a second of slack
+        // for the machine), so that is as long as the client waits.
         let response = request
+            .timeout(request_timeout + Duration::from_secs(1))
             .send()
             .await
-            .expect("an answer, not a dropped connection");
-        let elapsed = started.elapsed();
+            .unwrap_or_else(|err| panic!("{method} {path}: no answer within the timeout: {err}"));
         assert_eq!(
             response.status(),
             StatusCode::SERVICE_UNAVAILABLE,
@@ -38,11 +47,6 @@ async fn assert_store_calls_fail_fast(svc: &Service, request_timeout: Duration) 
         assert!(
             response.headers().contains_key("retry-after"),
             "{method} {path}"
-        );
-        // A correctness bound (the contract), not a performance goal.
-        assert!(
-            elapsed <= request_timeout + Duration::from_secs(1),
-            "{method} {path} took {elapsed:?}"
         );
     }
     // The load balancer's check stays green: an outage must not empty the target group.
@@ -197,7 +201,11 @@ async fn sigterm_drains_finishes_in_flight_requests_and_exits_zero() {
         "in-flight requests should outlive the listener"
     );
     assert!(
-        reqwest::get(format!("{base}/gtg")).await.is_err(),
+        blackbox::service::client()
+            .get(format!("{base}/gtg"))
+            .send()
+            .await
+            .is_err(),
         "nothing listens after exit"
     );
 }
@@ -317,21 +325,6 @@ fn flag_of(variable: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_instance_id_comes_from_imds_then_the_host_name() {
     let imds = FakeImds::start("i-0fake1234567890abc").await;
-    let instance_id = |svc: &Service| {
-        let url = svc.url("/gtg?details");
-        let client = svc.client().clone();
-        async move {
-            let body: Value = client
-                .get(url)
-                .send()
-                .await
-                .expect("details")
-                .json()
-                .await
-                .expect("json");
-            body["instance-id"].as_str().expect("id").to_owned()
-        }
-    };
 
     let from_imds = ServiceBuilder::memory()
         .without_env("AWS_EC2_METADATA_DISABLED")
@@ -339,7 +332,7 @@ async fn the_instance_id_comes_from_imds_then_the_host_name() {
         .start()
         .await;
     assert_eq!(
-        instance_id(&from_imds).await,
+        detail(&from_imds, "instance-id").await,
         "i-0fake1234567890abc",
         "{}",
         from_imds.raw_logs()
@@ -351,7 +344,7 @@ async fn the_instance_id_comes_from_imds_then_the_host_name() {
         .env("CANDIDATES_INSTANCE_ID", "i-0override")
         .start()
         .await;
-    assert_eq!(instance_id(&overridden).await, "i-0override");
+    assert_eq!(detail(&overridden, "instance-id").await, "i-0override");
 
     // No metadata service at all (a laptop): the host name.
     let nowhere = ServiceBuilder::memory()
@@ -366,5 +359,5 @@ async fn the_instance_id_comes_from_imds_then_the_host_name() {
         .output()
         .expect("hostname");
     let hostname = String::from_utf8_lossy(&hostname.stdout).trim().to_owned();
-    assert_eq!(instance_id(&nowhere).await, hostname);
+    assert_eq!(detail(&nowhere, "instance-id").await, hostname);
 }

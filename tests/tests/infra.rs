@@ -10,20 +10,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use blackbox::hcl_files::parse;
+use blackbox::{repo_root, systemd_unit};
 use hcl::expr::{Expression, ObjectKey, Operation, TemplateExpr, TraversalOperator, UnaryOperator};
 use hcl::{Block, Body};
 
 fn infra_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra")
+    repo_root().join("infra")
 }
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path)
         .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()))
-}
-
-fn parse(path: &Path) -> Body {
-    blackbox::hcl_files::parse(path)
 }
 
 /// Files under `dir` (recursively) whose name ends with `suffix`, sorted.
@@ -901,29 +899,17 @@ fn user_data_writes_the_service_environment_file() {
     );
 
     // The unit baked into the AMI reads this very file.
-    let unit = read(&infra_dir().join("../packer/files/candidates.service"));
-    assert!(
-        unit.contains(&format!("EnvironmentFile={env_file}")),
+    let unit = systemd_unit::unit();
+    assert_eq!(
+        unit.get("Service", "EnvironmentFile"),
+        env_file,
         "the unit's EnvironmentFile"
     );
     assert!(
-        unit.contains(&format!("ConditionPathExists={env_file}")),
+        unit.all("Unit", "ConditionPathExists")
+            .contains(&env_file.as_str()),
         "the unit's ConditionPathExists"
     );
-}
-
-/// `TimeoutStopSec=` of the systemd unit, in seconds.
-fn unit_stop_timeout_secs() -> f64 {
-    let unit = read(&infra_dir().join("../packer/files/candidates.service"));
-    let value = unit
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("TimeoutStopSec="))
-        .expect("the unit sets TimeoutStopSec");
-    value
-        .trim()
-        .trim_end_matches('s')
-        .parse()
-        .expect("TimeoutStopSec in seconds")
 }
 
 #[test]
@@ -955,7 +941,8 @@ fn drain_deregistration_and_timeouts_fit_together() {
     );
     assert_eq!(
         stop_timeout,
-        unit_stop_timeout_secs(),
+        systemd_unit::parse_timespan(systemd_unit::unit().get("Service", "TimeoutStopSec"))
+            .as_secs_f64(),
         "locals.tf and the systemd unit disagree on TimeoutStopSec"
     );
 
@@ -1153,20 +1140,14 @@ fn weekly_business_example_sets_every_tier_at_the_right_time() {
 #[test]
 fn checkov_reports_no_failed_check() {
     let dir = infra_dir();
-    let output = match Command::new("checkov")
+    let output = Command::new(blackbox::tool("checkov"))
         .arg("-d")
         .arg(&dir)
         .arg("--config-file")
         .arg(dir.join(".checkov.yaml"))
         .args(["--skip-download", "--output", "json"])
         .output()
-    {
-        Ok(output) => output,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            panic!("checkov is not on PATH: install it with ./scripts/test.sh")
-        }
-        Err(err) => panic!("cannot run checkov: {err}"),
-    };
+        .unwrap_or_else(|err| panic!("cannot run checkov: {err}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|err| {
         panic!(

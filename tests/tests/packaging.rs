@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use blackbox::systemd_unit::{parse_timespan, unit, unit_path};
 use blackbox::{repo_root, tool};
 use hcl::expr::TraversalOperator;
 use hcl::{Block, Expression};
@@ -25,10 +26,6 @@ const ENV_FILE: &str = "/etc/candidates/candidates.env";
 /// Longest drain (CANDIDATES_SHUTDOWN_DRAIN_SECS <= 60) + default request timeout (10 s)
 /// + time to close; the unit must wait longer than this before SIGKILL.
 const SHUTDOWN_BUDGET: Duration = Duration::from_secs(60 + 10 + 5);
-
-fn unit_path() -> PathBuf {
-    repo_root().join("packer/files/candidates.service")
-}
 
 fn packer_dir() -> PathBuf {
     repo_root().join("packer")
@@ -157,92 +154,6 @@ Version needs section '.gnu.version_r' contains 2 entries:
 // ---------------------------------------------------------------------------------------
 // 2.-4. The systemd unit
 // ---------------------------------------------------------------------------------------
-
-/// A unit file as systemd reads it: (section, key, value) in order, repeated keys kept.
-#[derive(Debug)]
-struct Unit(Vec<(String, String, String)>);
-
-impl Unit {
-    fn parse(text: &str) -> Unit {
-        let mut entries = Vec::new();
-        let mut section = String::new();
-        let mut pending = String::new();
-        for raw in text.lines() {
-            let line = raw.trim();
-            if pending.is_empty() && (line.is_empty() || line.starts_with(['#', ';'])) {
-                continue;
-            }
-            // A trailing backslash continues the value on the next line.
-            if let Some(head) = line.strip_suffix('\\') {
-                pending.push_str(head);
-                pending.push(' ');
-                continue;
-            }
-            let line = std::mem::take(&mut pending) + line;
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                section = name.to_owned();
-            } else if let Some((key, value)) = line.split_once('=') {
-                entries.push((
-                    section.clone(),
-                    key.trim().to_owned(),
-                    value.trim().to_owned(),
-                ));
-            } else {
-                panic!("unit line is neither a section nor key=value: {line:?}");
-            }
-        }
-        Unit(entries)
-    }
-
-    fn all(&self, section: &str, key: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(s, k, _)| s == section && k == key)
-            .map(|(_, _, v)| v.as_str())
-            .collect()
-    }
-
-    /// The one value of a key (systemd keeps the last assignment of single-valued keys).
-    fn get(&self, section: &str, key: &str) -> &str {
-        self.all(section, key)
-            .last()
-            .copied()
-            .unwrap_or_else(|| panic!("[{section}] {key}= is missing from the unit"))
-    }
-}
-
-fn unit() -> Unit {
-    Unit::parse(&fs::read_to_string(unit_path()).expect("read packer/files/candidates.service"))
-}
-
-/// A systemd time span ("90", "90s", "1min 30s", "2m", "500ms") as a Duration.
-fn parse_timespan(raw: &str) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut rest = raw.trim();
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let number: u64 = rest[..digits]
-            .parse()
-            .unwrap_or_else(|_| panic!("bad time span {raw:?}"));
-        rest = rest[digits..].trim_start();
-        let unit_len = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
-        let (unit, tail) = rest.split_at(unit_len);
-        total += match unit {
-            "us" | "usec" => Duration::from_micros(number),
-            "ms" | "msec" => Duration::from_millis(number),
-            "" | "s" | "sec" | "second" | "seconds" => Duration::from_secs(number),
-            "m" | "min" | "minute" | "minutes" => Duration::from_secs(number * 60),
-            "h" | "hr" | "hour" | "hours" => Duration::from_secs(number * 3600),
-            other => panic!("unknown time unit {other:?} in {raw:?}"),
-        };
-        rest = tail.trim_start();
-    }
-    total
-}
 
 /// A throw-away root for `systemd-analyze verify --root`: the unit, a stand-in for the
 /// binary at its ExecStart path (verify checks that it is executable), and this
