@@ -158,9 +158,11 @@ run_step "terraform init" tf init -input=false >&2
 run_step "terraform workspace select" tf workspace select -or-create=true "$env_name" >&2
 apply_args=(-input=false)
 [ "$auto_approve" = 0 ] || apply_args+=(-auto-approve)
-apply_args+=(-var "ami_id=$ami" -var "region=$region")
+# Terraform lets the last assignment of a variable win, and a -var-file may set any:
+# the AMI just baked and its region come last so nothing the user passes replaces them.
+apply_args+=(${tf_args[@]+"${tf_args[@]}"} -var "ami_id=$ami" -var "region=$region")
 note "terraform apply in workspace $env_name with $ami in $region"
-run_step "terraform apply" tf apply "${apply_args[@]}" ${tf_args[@]+"${tf_args[@]}"} >&2
+run_step "terraform apply" tf apply "${apply_args[@]}" >&2
 
 run_step "validate the deployment (scripts/validate.sh)" bash "$REPO_ROOT/scripts/validate.sh" --env "$env_name"
 

@@ -633,7 +633,7 @@ async fn yes_or_ci_approves_and_otherwise_terraform_asks() {
     assert!(approves(&run), "{run}");
     assert!(
         run.one_call("terraform -chdir=$REPO/infra apply")
-            .ends_with(" -var-file=$REPO/infra/examples/weekly-business.tfvars"),
+            .contains(" -var-file=$REPO/infra/examples/weekly-business.tfvars -var ami_id="),
         "{run}"
     );
 
@@ -654,6 +654,32 @@ async fn yes_or_ci_approves_and_otherwise_terraform_asks() {
     let run = stage.apply(&["--binary", &binary, "dev"]);
     run.assert_success();
     assert!(approves(&run), "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_variable_file_cannot_replace_the_baked_ami_or_its_region() {
+    let svc = ServiceBuilder::memory().start().await;
+    let mut stage = Stage::new();
+    stage.set("STANDIN_URL", svc.base_url());
+    let binary = stage.fake_binary();
+    let var_file = stage.path("override.tfvars");
+    fs::write(
+        &var_file,
+        "ami_id = \"ami-0fffffffffffffff0\"\nregion = \"us-west-2\"\nmax_size = \"6\"\n",
+    )
+    .expect("write the variable file");
+    let run = stage.apply(&[
+        "--yes",
+        "--binary",
+        &binary,
+        "dev",
+        &format!("-var-file={}", var_file.display()),
+    ]);
+    run.assert_success();
+    // Terraform keeps the last assignment: the AMI apply.sh baked and its region.
+    let applied = &stage.model("terraform.json")["workspaces"]["dev"];
+    assert_eq!(applied["ami_id"], run.applied_ami().as_str(), "{run}");
+    assert_eq!(applied["region"], REGION, "{run}");
 }
 
 #[test]
