@@ -5,13 +5,13 @@
 # the service works there: answers HTTP, stores in its state folder, lowers its
 # computation threads to nice 10, runs unprivileged under seccomp, stops cleanly.
 #
-#   sudo packer/scripts/check_unit_in_container.sh [BINARY]   # default: dist/candidates
+#   sudo scripts/check_unit_in_container.sh [BINARY]   # default: dist/candidates
 #
 # Needs root, systemd-nspawn (Debian: systemd-container), overlayfs and curl. Nothing
 # is left behind: the container's writes go to a tmpfs in a private mount namespace.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR source=../../scripts/lib/common.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/common.sh"
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 binary=$(realpath "${1:-$REPO_ROOT/dist/candidates}")
 unit=$REPO_ROOT/packer/files/candidates.service
