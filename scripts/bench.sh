@@ -45,9 +45,10 @@ fi
 [ -x "$binary" ] || die "no executable at $binary"
 
 note "measuring the pure chain with criterion"
-criterion=$(cargo bench --quiet -p candidates --bench computation -- --noplot 2>/dev/null |
-  awk '/time:/ { gsub(/[\[\]]/, ""); print $4, $5; exit }')
-[ -n "$criterion" ] || die "criterion printed no time"
+bench_output=$(cargo bench --quiet -p candidates --bench computation -- --noplot) ||
+  die "cargo bench failed (its output is above)"
+criterion=$(awk '/time:/ { gsub(/[\[\]]/, ""); print $4, $5; exit }' <<<"$bench_output")
+[ -n "$criterion" ] || die "criterion printed no time: $bench_output"
 read -r value unit <<<"$criterion"
 case $unit in
   ns) factor=1 ;; µs | us) factor=1000 ;; ms) factor=1000000 ;; s) factor=1000000000 ;;
