@@ -20,12 +20,13 @@ base_url=
 while [ $# -gt 0 ]; do
   case $1 in
     --env) env_name=${2:?--env needs a name}; shift 2 ;;
-    --wait) wait_secs=${2:?--wait needs seconds}; shift 2 ;;
+    --wait) [ $# -ge 2 ] || usage; wait_secs=$2; shift 2 ;;
     -h | --help) usage ;;
     -*) error "unknown option $1"; usage ;;
     *) [ -z "$base_url" ] || usage; base_url=$1; shift ;;
   esac
 done
+is_count "$wait_secs" || die "--wait takes a whole number of seconds, not '$wait_secs'"
 
 require_cmd curl "install curl (Debian: apt-get install curl)"
 require_cmd jq "install jq (Debian: apt-get install jq; macOS: brew install jq)"

@@ -59,3 +59,16 @@ fn validate_refuses_unknown_options() {
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown option --bogus"), "{stderr}");
 }
+
+#[test]
+fn validate_refuses_a_wait_that_is_not_whole_seconds() {
+    for wait in ["5m", "0", "-1", ""] {
+        let (code, _, stderr) = run_script(
+            "scripts/validate.sh",
+            &["--wait", wait, "http://127.0.0.1:9"],
+            &[],
+        );
+        assert_ne!(code, 0, "--wait {wait:?}");
+        assert!(stderr.contains("ERROR:"), "--wait {wait:?}: {stderr}");
+    }
+}
