@@ -24,11 +24,6 @@ highest_glibc() {
   readelf -V --wide "$1" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/^GLIBC_//' | sort -t. -k1,1n -k2,2n -k3,3n | tail -n 1
 }
 
-# version_le A B: whether dotted version A <= B.
-version_le() {
-  [ "$(printf '%s\n%s\n' "$1" "$2" | sort -t. -k1,1n -k2,2n -k3,3n | head -n 1)" = "$1" ]
-}
-
 require_cmd cargo "install Rust from https://rustup.rs"
 require_cmd readelf "install binutils (Debian: apt-get install binutils)"
 require_cmd sha256sum "install coreutils"
@@ -57,7 +52,7 @@ built=$target_dir/$RUST_TARGET/release/candidates
 
 needed=$(highest_glibc "$built")
 [ -n "$needed" ] || die "$built needs no GLIBC_ symbol version: not a glibc binary?"
-version_le "$needed" "$GLIBC_VERSION" ||
+version_ge "$GLIBC_VERSION" "$needed" ||
   die "$built needs glibc $needed, newer than Amazon Linux 2023's $GLIBC_VERSION"
 
 mkdir -p "$dist"

@@ -108,7 +108,7 @@ oha_run() {
   local limit=()
   [ "$run_rate" -gt 0 ] && limit=(-q "$run_rate")
   oha --no-tui --output-format json -z "${seconds}s" -c "$connections" -t 10s \
-    --wait-ongoing-requests-after-deadline "${limit[@]}" "$@" >"$work/$name.json" 2>"$work/$name.err" ||
+    --wait-ongoing-requests-after-deadline ${limit[@]+"${limit[@]}"} "$@" >"$work/$name.json" 2>"$work/$name.err" ||
     die "oha failed: $(cat "$work/$name.err")"
 }
 

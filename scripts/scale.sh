@@ -84,4 +84,4 @@ if [ "$count" -eq "$desired" ]; then
   exit 0
 fi
 aws autoscaling set-desired-capacity --auto-scaling-group-name "$asg" --desired-capacity "$count"
-note "desired capacity of $asg: $desired -> $count (follow it with: scripts/scale.sh ${selector[*]} status)"
+note "desired capacity of $asg: $desired -> $count (follow it with: scripts/scale.sh ${selector[*]:-}${selector[*]:+ }status)"

@@ -209,10 +209,10 @@ run_step() {
   [ "$status" -eq 0 ] || die "step '$name' failed (exit $status): see the output above; nothing after it was run"
 }
 
-# use_aws_region: AWS_REGION and AWS_DEFAULT_REGION both set from whichever is given (the
-# AWS CLI v1 reads only the second, the SDKs and CLI v2 the first), or fail.
+# use_aws_region: AWS_REGION and AWS_DEFAULT_REGION both set to the region aws_region
+# finds (the AWS CLI v1 reads only the second, the SDKs and CLI v2 the first), or fail.
 use_aws_region() {
-  local region=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
-  [ -n "$region" ] || die "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)"
+  local region
+  region=$(aws_region) || die "no AWS region: set AWS_REGION (or a region in your AWS profile)"
   export AWS_REGION=$region AWS_DEFAULT_REGION=$region
 }
