@@ -1,6 +1,6 @@
 # The instances' role: exactly the DynamoDB actions the service calls
-# (candidates::store::IAM_ACTIONS), on its table and the table's indexes, plus Session Manager.
-# No SSH key, no other permission.
+# (candidates::store::IAM_ACTIONS), each on the one resource it is called on (Query on the
+# listing index, the rest on the table), plus Session Manager. No SSH key, no other permission.
 
 data "aws_iam_policy_document" "instance_assume_role" {
   statement {
@@ -32,12 +32,15 @@ data "aws_iam_policy_document" "candidates_table" {
       "dynamodb:DescribeTable",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
-      "dynamodb:Query",
     ]
-    resources = [
-      aws_dynamodb_table.candidates.arn,
-      "${aws_dynamodb_table.candidates.arn}/index/*",
-    ]
+    resources = [aws_dynamodb_table.candidates.arn]
+  }
+
+  statement {
+    sid       = "CandidatesListIndex"
+    effect    = "Allow"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.candidates.arn}/index/ByName"]
   }
 }
 
