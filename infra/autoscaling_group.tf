@@ -52,23 +52,15 @@ resource "aws_autoscaling_group" "this" {
     }
   }
 
-  # default_tags do not reach the instances the group launches: these tags do.
-  tag {
-    key                 = "Name"
-    value               = local.name
-    propagate_at_launch = true
-  }
-
-  tag {
-    key                 = "Project"
-    value               = var.project
-    propagate_at_launch = true
-  }
-
-  tag {
-    key                 = "Environment"
-    value               = local.environment
-    propagate_at_launch = true
+  # default_tags do not reach the instances the group launches: these tags do (the same set
+  # as their volumes and network interfaces, var.tags included).
+  dynamic "tag" {
+    for_each = local.launch_tags
+    content {
+      key                 = tag.key
+      value               = tag.value
+      propagate_at_launch = true
+    }
   }
 
   lifecycle {

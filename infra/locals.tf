@@ -45,8 +45,8 @@ locals {
   https        = var.certificate_arn != null
   step_scaling = var.scaling_mode == "step"
 
-  # Tags the instances' volumes and network interfaces get at launch (default_tags do not reach
-  # resources that the Auto Scaling group creates).
+  # Tags the instances, their volumes and network interfaces get at launch (default_tags do not
+  # reach resources that the Auto Scaling group creates).
   launch_tags = merge(var.tags, {
     Name        = local.name
     Project     = var.project

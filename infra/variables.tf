@@ -238,7 +238,7 @@ variable "deregistration_delay_secs" {
 }
 
 variable "shutdown_drain_secs" {
-  description = "CANDIDATES_SHUTDOWN_DRAIN_SECS: on SIGTERM the service answers 503 on the health path and keeps serving this long, so the load balancer (health check every 5 s, unhealthy after 2 failures) takes it out of rotation before it stops accepting. At least 10; at most 60, because systemd's TimeoutStopSec (90 s) must also cover the in-flight requests that follow."
+  description = "CANDIDATES_SHUTDOWN_DRAIN_SECS: on SIGTERM the service answers 503 on the health path and keeps serving this long, so the load balancer (health check every 5 s, unhealthy after 2 failures) takes it out of rotation before it stops accepting. At least the load balancer's detection time (5 s x 2, a plan-time precondition); at most 60, because systemd's TimeoutStopSec (90 s) must also cover the in-flight requests that follow."
   type        = number
   default     = 15
 

@@ -994,12 +994,28 @@ fn the_group_keeps_the_capacity_scaling_chose_and_rolls_out_without_downtime() {
     assert!(infra.default_number("min_size") <= infra.default_number("max_size"));
     assert!(infra.default_number("min_size") >= 1.0);
 
-    let tags: Vec<_> = nested(asg, "tag")
-        .into_iter()
-        .filter(|tag| infra.string(required(tag, "key")) == "Name")
+    // Instances get the launch tags (Name among them), propagated at launch.
+    let tags: Vec<_> = asg
+        .blocks()
+        .filter(|block| block.identifier() == "dynamic" && block.labels()[0].as_str() == "tag")
         .collect();
-    assert_eq!(tags.len(), 1, "instances get a Name tag");
-    assert!(boolean(required(tags[0], "propagate_at_launch")));
+    assert_eq!(tags.len(), 1, "one dynamic tag block");
+    assert_eq!(
+        reference(required(tags[0].body(), "for_each")),
+        "local.launch_tags"
+    );
+    let content = single(tags[0].body(), "content");
+    assert_eq!(reference(required(content, "key")), "tag.key");
+    assert_eq!(reference(required(content, "value")), "tag.value");
+    assert!(boolean(required(content, "propagate_at_launch")));
+    assert!(
+        infra
+            .local("launch_tags")
+            .to_string()
+            .contains("Name = local.name"),
+        "launch_tags set Name: {}",
+        infra.local("launch_tags")
+    );
 
     // Every name carries the project and the workspace.
     assert_eq!(
