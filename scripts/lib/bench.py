@@ -105,14 +105,13 @@ def measure_once(binary, duration, workers):
         base = f"http://127.0.0.1:{port}"
         env = {
             "PATH": os.environ.get("PATH", ""),
-            "CANDIDATES_LISTEN": f"127.0.0.1:{port}",
-            "CANDIDATES_STORE": f"sqlite://{data}/candidates.db",
             "CANDIDATES_LOG_FORMAT": "json",
             "AWS_EC2_METADATA_DISABLED": "true",
             "CANDIDATES_INSTANCE_ID": "i-bench",
         }
         # Settings under comparison (pool sizes, RUST_LOG) come from the caller.
         env.update({k: v for k, v in os.environ.items() if k.startswith("CANDIDATES_") or k == "RUST_LOG"})
+        # ... but never where it listens or what it writes to.
         env["CANDIDATES_LISTEN"] = f"127.0.0.1:{port}"
         env["CANDIDATES_STORE"] = f"sqlite://{data}/candidates.db"
         log = open(os.path.join(data, "service.log"), "w", encoding="utf-8")

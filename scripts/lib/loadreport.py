@@ -36,7 +36,7 @@ COLUMNS = [
 
 def window_stats(summaries):
     """Merges oha summaries of one window into one set of numbers."""
-    requests = ok = 0
+    requests = ok = answered_total = 0
     rps = weighted_mean = 0.0
     p50 = p99 = None
     for report in summaries:
@@ -46,6 +46,7 @@ def window_stats(summaries):
         n_ok = sum(int(n) for code, n in statuses.items() if str(code).startswith("2"))
         attempts = answered + sum(int(n) for n in errors.values())
         requests += attempts
+        answered_total += answered
         ok += n_ok
         summary = report.get("summary") or {}
         rps += n_ok / summary["total"] if summary.get("total") else 0.0
@@ -59,9 +60,6 @@ def window_stats(summaries):
             p50 = max(p50 or 0.0, percentiles["p50"] * 1000)
         if percentiles.get("p99") is not None:
             p99 = max(p99 or 0.0, percentiles["p99"] * 1000)
-    answered_total = sum(
-        sum(int(n) for n in (r.get("statusCodeDistribution") or {}).values()) for r in summaries
-    )
     mean_ms = weighted_mean / answered_total if answered_total else None
     return {
         "requests": requests,
