@@ -3,6 +3,14 @@
 //! from the same Terraform variables `apply.sh` deploys. See docs/REHEARSAL.md.
 
 pub mod assumptions;
+pub mod calibrate;
+pub mod cli;
 pub mod error;
+pub mod load;
+pub mod model;
+pub mod prices;
+pub mod report;
 pub mod rules;
+pub mod run;
+pub mod simulate;
 pub mod variables;

@@ -1,1 +1,28 @@
-fn main() {}
+//! `rehearse`: see scripts/rehearse.sh, which builds it, finds the binary to calibrate and
+//! draws the chart. Prints the verdict; exits 0 (SLO met), 1 (missed), 2 (bad usage) or 3.
+
+use rehearsal::cli;
+use rehearsal::error::Error;
+use rehearsal::run;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let result = cli::parse(&args).and_then(|options| run::rehearse(&options, &env));
+    match result {
+        Ok(report) => {
+            for note in &report.notes {
+                eprintln!("NOTE: {note}");
+            }
+            print!("{}", report.verdict);
+            std::process::exit(report.exit_code);
+        }
+        Err(err) => {
+            eprintln!("ERROR: {err}");
+            if matches!(err, Error::Usage(_)) {
+                eprintln!("NOTE: scripts/rehearse.sh --help shows the usage");
+            }
+            std::process::exit(err.exit_code());
+        }
+    }
+}

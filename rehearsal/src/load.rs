@@ -1,0 +1,361 @@
+//! The load to replay, one offered request rate per minute: from loadtest.sh's arguments
+//! (`--rate`, `--ramp`, `--duration`, with the same meaning), or from a CSV of a day or a
+//! week (`minute,rps`, `time,rps`, or a samples.csv that loadtest.sh wrote).
+
+use std::path::Path;
+
+use jiff::Zoned;
+use jiff::civil::{DateTime, Time};
+use jiff::tz::TimeZone;
+
+use crate::error::Error;
+
+/// Offered requests per second, minute by minute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Load {
+    pub rps: Vec<f64>,
+    /// The wall-clock start the CSV's own times give, if they are full dates.
+    pub start: Option<DateTime>,
+    pub description: String,
+}
+
+/// A rate held from `from` to `to` seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Segment {
+    from: f64,
+    to: f64,
+    rps: f64,
+}
+
+/// Per-minute averages of piecewise-constant segments; a minute the load covers only in
+/// part is averaged over the part it covers (a 30-second run is one minute at its rate).
+fn per_minute(segments: &[Segment]) -> Vec<f64> {
+    let end = segments.iter().map(|s| s.to).fold(0.0, f64::max);
+    let minutes = (end / 60.0).ceil() as usize;
+    (0..minutes)
+        .map(|m| {
+            let (start, stop) = (m as f64 * 60.0, (m as f64 + 1.0) * 60.0);
+            let (mut requests, mut covered) = (0.0, 0.0);
+            for s in segments {
+                let overlap = (s.to.min(stop) - s.from.max(start)).max(0.0);
+                requests += overlap * s.rps;
+                covered += overlap;
+            }
+            if covered > 0.0 {
+                requests / covered
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// loadtest.sh's `--rate` (one step) or `--ramp` (several), each lasting `duration_secs`.
+pub fn from_steps(rates: &[f64], duration_secs: f64) -> Load {
+    let segments: Vec<Segment> = rates
+        .iter()
+        .enumerate()
+        .map(|(i, rps)| Segment {
+            from: i as f64 * duration_secs,
+            to: (i + 1) as f64 * duration_secs,
+            rps: *rps,
+        })
+        .collect();
+    let shown: Vec<String> = rates.iter().map(|r| format!("{r}")).collect();
+    Load {
+        rps: per_minute(&segments),
+        start: None,
+        description: format!("{} rps, {duration_secs} s per step", shown.join(" → ")),
+    }
+}
+
+fn usage(path: &Path, message: impl std::fmt::Display) -> Error {
+    Error::usage(format!("{}: {message}", path.display()))
+}
+
+fn number(path: &Path, line: usize, column: &str, text: &str) -> Result<f64, Error> {
+    let value: f64 = text.trim().parse().map_err(|_| {
+        usage(
+            path,
+            format!("line {line}: {column} '{text}' is not a number"),
+        )
+    })?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(usage(
+            path,
+            format!("line {line}: {column} {value} must be a number >= 0"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A CSV's data rows, each with its line number.
+type Rows = Vec<(usize, Vec<String>)>;
+
+/// Reads a CSV's header and rows.
+fn read_csv(path: &Path) -> Result<(Vec<String>, Rows), Error> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| usage(path, e))?;
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| usage(path, e))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| usage(path, e))?;
+        rows.push((i + 2, record.iter().map(str::to_owned).collect()));
+    }
+    if rows.is_empty() {
+        return Err(usage(path, "no data rows"));
+    }
+    Ok((header, rows))
+}
+
+fn column(header: &[String], names: &[&str]) -> Option<usize> {
+    names
+        .iter()
+        .find_map(|n| header.iter().position(|h| h == n))
+}
+
+/// A clock time (`06:30`) or a date and time (`2026-12-07T06:30`).
+fn parse_time(text: &str) -> Option<Result<DateTime, Time>> {
+    if let Ok(dt) = text.parse::<DateTime>() {
+        return Some(Ok(dt));
+    }
+    text.parse::<Time>().ok().map(Err)
+}
+
+/// A load from a CSV: `minute,rps`, `time,rps`, or loadtest.sh's samples.csv.
+pub fn from_csv(path: &Path) -> Result<Load, Error> {
+    let (header, rows) = read_csv(path)?;
+    let cell = |row: &[String], i: usize| row.get(i).cloned().unwrap_or_default();
+    let mut segments = Vec::new();
+    let mut start = None;
+    if let (Some(elapsed), Some(target)) = (
+        column(&header, &["elapsed_s"]),
+        column(&header, &["target_rps"]),
+    ) {
+        // loadtest.sh: each row is the window that ends at elapsed_s; the target rate, or
+        // (an unlimited run, target 0) the requests it sent.
+        let requests = column(&header, &["requests"]);
+        let mut from = 0.0;
+        for (line, row) in &rows {
+            let to = number(path, *line, "elapsed_s", &cell(row, elapsed))?;
+            if to <= from {
+                return Err(usage(path, format!("line {line}: elapsed_s must increase")));
+            }
+            let mut rps = number(path, *line, "target_rps", &cell(row, target))?;
+            if rps == 0.0
+                && let Some(r) = requests
+            {
+                rps = number(path, *line, "requests", &cell(row, r))? / (to - from);
+            }
+            segments.push(Segment { from, to, rps });
+            from = to;
+        }
+    } else if let (Some(minute), Some(rate)) = (
+        column(&header, &["minute"]),
+        column(&header, &["rps", "offered_rps"]),
+    ) {
+        let points: Vec<(f64, f64)> = rows
+            .iter()
+            .map(|(line, row)| {
+                Ok((
+                    number(path, *line, "minute", &cell(row, minute))?,
+                    number(path, *line, "rps", &cell(row, rate))?,
+                ))
+            })
+            .collect::<Result<_, Error>>()?;
+        segments = held(path, &points)?;
+    } else if let (Some(time), Some(rate)) = (column(&header, &["time"]), column(&header, &["rps"]))
+    {
+        let mut points = Vec::new();
+        let mut first: Option<DateTime> = None;
+        let mut day_offset = 0i64;
+        let mut previous_clock: Option<Time> = None;
+        for (line, row) in &rows {
+            let text = cell(row, time);
+            let at = match parse_time(&text) {
+                Some(Ok(dt)) => dt,
+                Some(Err(clock)) => {
+                    // Clock times: a time earlier than the one before is the next day.
+                    if previous_clock.is_some_and(|p| clock < p) {
+                        day_offset += 1;
+                    }
+                    previous_clock = Some(clock);
+                    jiff::civil::date(2000, 1, 1)
+                        .to_datetime(clock)
+                        .checked_add(jiff::Span::new().days(day_offset))
+                        .map_err(|e| usage(path, e))?
+                }
+                None => {
+                    return Err(usage(
+                        path,
+                        format!(
+                            "line {line}: time '{text}' is neither HH:MM nor a date and time such as 2026-12-07T06:30"
+                        ),
+                    ));
+                }
+            };
+            let origin = *first.get_or_insert(at);
+            let minutes = (at - origin)
+                .total(jiff::Unit::Minute)
+                .map_err(|e| usage(path, e))?;
+            points.push((minutes, number(path, *line, "rps", &cell(row, rate))?));
+        }
+        if previous_clock.is_none() {
+            start = first;
+        }
+        segments = held(path, &points)?;
+    } else {
+        return Err(usage(
+            path,
+            format!(
+                "expected the columns minute,rps or time,rps, or loadtest.sh's samples.csv (elapsed_s,target_rps,...); found: {}",
+                header.join(",")
+            ),
+        ));
+    }
+    let description = format!("{} ({} rows)", path.display(), rows.len());
+    Ok(Load {
+        rps: per_minute(&segments),
+        start,
+        description,
+    })
+}
+
+/// Rates at minute offsets, each held until the next one; the last one lasts a minute.
+fn held(path: &Path, points: &[(f64, f64)]) -> Result<Vec<Segment>, Error> {
+    let origin = points.first().map_or(0.0, |p| p.0);
+    let mut segments = Vec::new();
+    for (i, (minute, rps)) in points.iter().enumerate() {
+        let next = points.get(i + 1).map_or(minute + 1.0, |p| p.0);
+        if next <= *minute {
+            return Err(usage(
+                path,
+                format!("minutes and times must increase (row {})", i + 1),
+            ));
+        }
+        segments.push(Segment {
+            from: (minute - origin) * 60.0,
+            to: (next - origin) * 60.0,
+            rps: *rps,
+        });
+    }
+    Ok(segments)
+}
+
+/// `--start`: a date and time with an offset (`Z`, `+01:00`), a zone (`[Europe/Paris]`),
+/// or neither, in which case it is local to `zone` (the schedules' zone, else UTC).
+pub fn parse_start(text: &str, zone: &TimeZone) -> Result<Zoned, Error> {
+    if let Ok(z) = text.parse::<Zoned>() {
+        return Ok(z);
+    }
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Ok(ts.to_zoned(TimeZone::UTC));
+    }
+    text.parse::<DateTime>()
+        .ok()
+        .and_then(|dt| dt.to_zoned(zone.clone()).ok())
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "--start '{text}' is not a date and time such as 2026-12-07T06:30 (local to the schedules' time zone), 2026-12-07T05:30Z or 2026-12-07T06:30[Europe/Paris]"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), text).expect("write");
+        file
+    }
+
+    #[test]
+    fn rate_and_ramp_mean_what_they_mean_to_loadtest() {
+        // --ramp 200,400 --duration 120: two minutes at each rate.
+        assert_eq!(
+            from_steps(&[200.0, 400.0], 120.0).rps,
+            vec![200.0, 200.0, 400.0, 400.0]
+        );
+        // --rate 100 --duration 30: one (partial) minute at 100.
+        assert_eq!(from_steps(&[100.0], 30.0).rps, vec![100.0]);
+        // Steps of 90 s: the second minute is half of each.
+        assert_eq!(
+            from_steps(&[100.0, 300.0], 90.0).rps,
+            vec![100.0, 200.0, 300.0]
+        );
+    }
+
+    #[test]
+    fn minute_rows_hold_until_the_next_row() {
+        let f = write("minute,rps\n0,100\n2,300\n3,50\n");
+        assert_eq!(
+            from_csv(f.path()).expect("load").rps,
+            vec![100.0, 100.0, 300.0, 50.0]
+        );
+    }
+
+    #[test]
+    fn times_are_offsets_from_the_first_row_and_dates_give_the_start() {
+        let f = write("time,rps\n23:58,10\n23:59,20\n00:00,30\n");
+        let load = from_csv(f.path()).expect("load");
+        assert_eq!(load.rps, vec![10.0, 20.0, 30.0]);
+        assert_eq!(load.start, None);
+        let f = write("time,rps\n2026-12-07T06:30,10\n2026-12-07T06:32,20\n");
+        let load = from_csv(f.path()).expect("load");
+        assert_eq!(load.rps, vec![10.0, 10.0, 20.0]);
+        assert_eq!(
+            load.start,
+            Some(jiff::civil::date(2026, 12, 7).at(6, 30, 0, 0))
+        );
+    }
+
+    #[test]
+    fn loadtest_samples_are_read_as_windows_of_their_target_rate() {
+        let f = write(
+            "elapsed_s,target_rps,requests,ok_2xx,failed,rps,mean_ms,p50_ms,p99_ms,desired,in_service,cpu_percent\n\
+             30,50,1500,1500,0,50,1,1,1,2,2,10\n60,0,3000,3000,0,100,1,1,1,2,2,10\n",
+        );
+        // 30 s at 50 rps, then an unlimited window: 3000 requests in 30 s = 100 rps.
+        assert_eq!(from_csv(f.path()).expect("load").rps, vec![75.0]);
+    }
+
+    #[test]
+    fn bad_csvs_are_usage_errors_that_say_why() {
+        for (text, reason) in [
+            ("when,how_many\n0,1\n", "expected the columns minute,rps"),
+            ("minute,rps\n0,-5\n", "must be a number >= 0"),
+            ("minute,rps\n0,lots\n", "is not a number"),
+            ("minute,rps\n", "no data rows"),
+            ("minute,rps\n2,1\n1,1\n", "must increase"),
+            ("time,rps\nnoon,1\n", "neither HH:MM"),
+        ] {
+            let f = write(text);
+            let err = from_csv(f.path()).expect_err(text);
+            assert!(
+                matches!(err, Error::Usage(_)) && err.to_string().contains(reason),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn start_times_take_their_zone_or_the_schedules_one() {
+        let paris = TimeZone::get("Europe/Paris").expect("zone");
+        let local = parse_start("2026-12-07T06:30", &paris).expect("local");
+        assert_eq!(local.timestamp().to_string(), "2026-12-07T05:30:00Z");
+        let utc = parse_start("2026-12-07T06:30Z", &paris).expect("utc");
+        assert_eq!(utc.timestamp().to_string(), "2026-12-07T06:30:00Z");
+        let zoned = parse_start("2026-07-06T07:00[Europe/Paris]", &TimeZone::UTC).expect("zoned");
+        assert_eq!(zoned.timestamp().to_string(), "2026-07-06T05:00:00Z");
+        assert!(parse_start("next monday", &paris).is_err());
+    }
+}
