@@ -29,6 +29,8 @@ pub struct Options {
     pub cache_dir: Option<PathBuf>,
     pub calibration_secs: f64,
     pub recalibrate: bool,
+    /// Check the arguments, variables and load, then stop (before any calibration).
+    pub check_only: bool,
     /// Notes for the user about arguments accepted but without effect.
     pub notes: Vec<String>,
 }
@@ -54,6 +56,7 @@ impl Default for Options {
             cache_dir: None,
             calibration_secs: 3.0,
             recalibrate: false,
+            check_only: false,
             notes: Vec::new(),
         }
     }
@@ -91,7 +94,7 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
             Some((f, v)) if f.starts_with('-') => (f, Some(v.to_owned())),
             _ => (arg, None),
         };
-        let takes_value = !matches!(flag, "--recalibrate") && flag.starts_with('-');
+        let takes_value = !matches!(flag, "--recalibrate" | "--check") && flag.starts_with('-');
         let value = if takes_value {
             match inline {
                 Some(v) => v,
@@ -164,6 +167,7 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
                 )?;
             }
             "--recalibrate" => o.recalibrate = true,
+            "--check" => o.check_only = true,
             "--concurrency" | "--window" => {
                 positive_whole(flag, &value)?;
                 o.notes.push(format!("{flag} is loadtest.sh's and does not change a rehearsal (the model's clients are the load balancer's, not oha's connections)"));

@@ -19,11 +19,15 @@ pub enum Comparison {
     LessThanThreshold,
 }
 
+/// Below this, a difference is the model's floating-point noise (50 % computed as
+/// 50.000000000001), not a breach.
+pub const NOISE: f64 = 1e-9;
+
 impl Comparison {
     pub fn breaches(self, value: f64, threshold: f64) -> bool {
         match self {
-            Comparison::GreaterThanThreshold => value > threshold,
-            Comparison::LessThanThreshold => value < threshold,
+            Comparison::GreaterThanThreshold => value > threshold + NOISE,
+            Comparison::LessThanThreshold => value < threshold - NOISE,
         }
     }
 }

@@ -135,6 +135,16 @@ pub fn rehearse(o: &Options, env: &[(String, String)]) -> Result<Report, Error> 
                 .map_err(|e| Error::failed(e.to_string()))?
         }
     };
+    let compare = o.compare.as_deref().map(compare_summary).transpose()?;
+    if o.check_only {
+        return Ok(Report {
+            exit_code: EXIT_SLO_MET,
+            verdict: String::new(),
+            summary: Value::Null,
+            outcome: Outcome::default(),
+            notes,
+        });
+    }
     let vcpus = f64::from(instance.vcpus);
     let mut calibration: Option<(Calibration, bool)> = None;
     let (service_secs, workload_source) = match o.instance_rps {
@@ -194,7 +204,6 @@ pub fn rehearse(o: &Options, env: &[(String, String)]) -> Result<Report, Error> 
     ));
     let checks = report::checks(&totals, &o.slo);
     let slo_met = checks.iter().all(|c| c.met);
-    let compare = o.compare.as_deref().map(compare_summary).transpose()?;
 
     let used: serde_json::Map<String, Value> = vars
         .values

@@ -15,7 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::assumptions::Assumptions;
-use crate::model::{Group, Scaling, StepPolicy, TrackedMetric};
+use crate::model::{Comparison, Group, Scaling, StepPolicy, TrackedMetric};
 use crate::prices::{InstancePrice, Prices};
 use crate::rules::alarm::{self, AlarmRule, AlarmState, MissingData};
 use crate::rules::alb;
@@ -86,7 +86,7 @@ pub struct Costs {
     pub instance_hours: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Outcome {
     pub rows: Vec<MinuteRow>,
     pub costs: Costs,
@@ -343,8 +343,12 @@ pub fn run(s: &Scenario) -> Outcome {
             };
             let target = *target;
             let low_line = target * a.tt_scale_in_fraction;
-            let high_value = high.evaluate(series, now, a, |v| v > target);
-            let low_value = low.evaluate(series, now, a, |v| v < low_line);
+            let high_value = high.evaluate(series, now, a, |v| {
+                Comparison::GreaterThanThreshold.breaches(v, target)
+            });
+            let low_value = low.evaluate(series, now, a, |v| {
+                Comparison::LessThanThreshold.breaches(v, low_line)
+            });
             alarm_states.push((high.name.clone(), high.state));
             alarm_states.push((low.name.clone(), low.state));
             let out_capacity = high_value.map_or(0, |v| {

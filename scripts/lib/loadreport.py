@@ -152,53 +152,14 @@ def cmd_verdict(args):
 def cmd_chart(args):
     path, out = args
     rows = read_rows(path)
-    import matplotlib  # imported here: only the chart needs it
+    # One layout for the load test and the rehearsal: scripts/lib/timechart.py.
+    import timechart
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    # Each row describes the window that ends at elapsed_s: draw rates and capacity as
-    # steps that hold over the window before each point.
-    t = [number(r["elapsed_s"]) for r in rows]
-    fig, (ax_rate, ax_latency, ax_capacity) = plt.subplots(3, 1, sharex=True, figsize=(10, 9))
-    ax_rate.step(t, [number(r["rps"]) for r in rows], where="pre", label="2xx per second", color="tab:blue")
-    targets = [number(r["target_rps"]) or None for r in rows]
-    if any(v is not None for v in targets):
-        ax_rate.step(t, targets, where="pre", linestyle="--", color="tab:gray", label="target rate")
-    ax_rate.set_ylabel("requests / s")
-    ax_rate.legend(loc="upper left")
-    ax_rate.grid(alpha=0.3)
-
-    ax_latency.plot(t, [number(r["p50_ms"]) for r in rows], label="p50", color="tab:green")
-    ax_latency.plot(t, [number(r["p99_ms"]) for r in rows], label="p99", color="tab:red")
-    ax_latency.set_ylabel("latency (ms)")
-    ax_latency.legend(loc="upper left")
-    ax_latency.grid(alpha=0.3)
-
-    desired = [number(r["desired"]) for r in rows]
-    in_service = [number(r["in_service"]) for r in rows]
-    if any(v is not None for v in desired + in_service):
-        ax_capacity.step(t, in_service, where="pre", label="in service", color="tab:orange", linewidth=3, alpha=0.6)
-        ax_capacity.step(t, desired, where="pre", label="desired", color="tab:purple", linestyle="--")
-        ax_capacity.yaxis.get_major_locator().set_params(integer=True)
-        ax_capacity.set_ylabel("instances")
-        ax_capacity.legend(loc="upper left")
-        cpu = [number(r["cpu_percent"]) for r in rows]
-        if any(v is not None for v in cpu):
-            ax_cpu = ax_capacity.twinx()
-            ax_cpu.plot(t, cpu, color="tab:brown", alpha=0.6, label="average CPU %")
-            ax_cpu.set_ylabel("CPU %")
-            ax_cpu.set_ylim(0, 100)
-            ax_cpu.legend(loc="upper right")
-    else:
-        ax_capacity.text(0.5, 0.5, "no Auto Scaling group sampled (local target)",
-                         ha="center", va="center", transform=ax_capacity.transAxes)
-    ax_capacity.grid(alpha=0.3)
-    ax_capacity.set_xlabel("seconds since start")
-    fig.suptitle("Load test: rate, latency and capacity over time")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    print(f"NOTE: chart written to {out}", file=sys.stderr)
+    for r in rows:
+        r["served"], r["target"] = r["rps"], r["target_rps"]
+    run = timechart.series(rows, lambda r: number(r["elapsed_s"]), "")
+    timechart.draw(out, "Load test: rate, latency and capacity over time", "seconds since start", [run],
+                   no_capacity_text="no Auto Scaling group sampled (local target)")
     return 0
 
 

@@ -8,9 +8,11 @@
 //! waiting is Erlang C; the wait of those who wait keeps M/M/c's exponential shape with the
 //! halved mean, which gives percentiles. Above saturation (utilisation >= 1) the instance
 //! serves its capacity, the excess fails (the service's request timeout answers 503), and
-//! the requests it does serve have waited about the timeout. Requests whose predicted wait
-//! exceeds the timeout fail too. The approximation loses accuracy near saturation: results
-//! with utilisation >= 0.9 are flagged as low confidence.
+//! the requests it does serve have waited about the timeout. Below saturation latency is
+//! capped at the timeout but nothing is counted as failed: the steady-state tail of a queue
+//! just under saturation (where it would time out most requests) is not credible over a
+//! minute. The approximation loses accuracy near saturation: results with utilisation
+//! >= 0.9 are flagged as low confidence.
 
 use serde::Serialize;
 
@@ -83,7 +85,8 @@ impl Station {
                 low_confidence: false,
             };
         }
-        if utilization >= 1.0 {
+        // Floating-point noise must not turn "exactly at capacity" into a steady-state queue.
+        if utilization >= 1.0 - 1e-9 {
             let waited_ms = fixed_ms + self.timeout_secs * 1000.0;
             return Performance {
                 utilization,
@@ -107,12 +110,11 @@ impl Station {
             }
         };
         let timeout_wait = (self.timeout_secs - self.service_secs).max(0.0);
-        let timed_out = waiting * (-decay * timeout_wait).exp();
         let ms = |wait_secs: f64| fixed_ms + service_ms + wait_secs.min(timeout_wait) * 1000.0;
         Performance {
             utilization,
-            served_rps: arrival_rps * (1.0 - timed_out),
-            failed_rps: arrival_rps * timed_out,
+            served_rps: arrival_rps,
+            failed_rps: 0.0,
             mean_ms: ms(waiting / decay),
             p50_ms: ms(wait_quantile(0.50)),
             p99_ms: ms(wait_quantile(0.99)),
@@ -183,6 +185,17 @@ mod tests {
         assert!(close(p.failed_rps, 100.0, 1e-9), "{p:?}");
         assert!(close(p.p99_ms, 10_000.0, 1e-9), "{p:?}");
         assert!(p.low_confidence);
+    }
+
+    #[test]
+    fn exactly_at_capacity_is_saturation_not_an_endless_queue() {
+        // 150 rps on 2 vCPUs at 2/150 s a request: utilisation 1 up to rounding.
+        let s = station(2, 2000.0 / 150.0);
+        let p = s.perform(150.0);
+        assert!(
+            close(p.served_rps, 150.0, 1e-6) && p.failed_rps.abs() < 1e-6,
+            "{p:?}"
+        );
     }
 
     #[test]

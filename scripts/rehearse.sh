@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Scaling rehearsal: replays a load through a model of the Auto Scaling group that
+# ./apply.sh ENV would deploy (its CloudWatch alarms and policies, scheduled actions, the
+# load balancer and the instances), minute by minute, and predicts capacity, latency,
+# errors and cost before anything is paid for. The model and its sources: docs/REHEARSAL.md.
+#
+#   scripts/rehearse.sh [ENV] [-var-file=FILE]... [-var NAME=VALUE]... LOAD [options]
+#
+# ENV, -var, -var-file  as for ./apply.sh: the variables come from infra/ (defaults,
+#                     terraform.tfvars, *.auto.tfvars, TF_VAR_*) then these, last one wins
+# LOAD, with the meaning loadtest.sh gives them:
+#   --profile NAME    gtg | read | write | mixed | computation           (default gtg)
+#   --rate RPS        a fixed rate, or --ramp R1,R2,... (rate steps), each lasting
+#   --duration SECS   (default 30)
+#   --load-csv FILE   a day or a week instead: minute,rps or time,rps (HH:MM or
+#                     2026-12-07T06:30), or a samples.csv written by loadtest.sh
+# Options:
+#   --start TIME      wall-clock start, for the schedules: 2026-12-07T06:30 (local to the
+#                     schedules' time zone), ...T05:30Z or ...T06:30[Europe/Paris]; default:
+#                     the CSV's first date, else now
+#   --instance-rps N  requests per second one instance serves at 100 % CPU; default:
+#                     calibrated on the release binary (dist/candidates, else
+#                     target/release/candidates, else built), cached per binary
+#   --recalibrate     measure again even when a calibration is cached
+#   --calibration-secs N   seconds of load per profile when calibrating (default 3)
+#   --slo-rps N --slo-mean-ms N --slo-success PCT   goals, as loadtest.sh (1000, 400, 99.99)
+#   --compare FILE    a loadtest.sh samples.csv to lay over the prediction in the chart
+#   --assume NAME=VALUE   override a named assumption (metric_delay_minutes, boot_secs, ...;
+#                     docs/REHEARSAL.md lists them; summary.json prints those used)
+#   --prices FILE     a price table in the format of rehearsal/data/prices-us-east-1.json
+#   --out DIR         results folder (default rehearsal-results/<UTC time>)
+# Writes DIR/timeline.csv (one row per minute), DIR/summary.json, DIR/summary.txt and
+# DIR/chart.png (the load test's layout). Exits 0 when the predicted SLO is met, 1 when it
+# is missed, 2 on bad usage, 3 when the rehearsal could not run.
+# For development: REHEARSE_BIN runs that rehearse binary instead of building one;
+# REHEARSAL_CACHE_DIR moves the calibration cache (default .tools/rehearsal).
+set -euo pipefail
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+args=()
+env_name='' instance_rps='' out='' compare=''
+while [ $# -gt 0 ]; do
+  case $1 in
+    -h | --help) usage ;;
+    -var | -var-file) [ $# -ge 2 ] || usage; args+=("$1=$2"); shift 2 ;;
+    -var=* | -var-file=*) args+=("$1"); shift ;;
+    --instance-rps) [ $# -ge 2 ] || usage; instance_rps=$2; args+=("$1" "$2"); shift 2 ;;
+    --instance-rps=*) instance_rps=${1#*=}; args+=("$1"); shift ;;
+    --out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
+    --out=*) out=${1#*=}; shift ;;
+    --compare) [ $# -ge 2 ] || usage; compare=$2; args+=("$1" "$2"); shift 2 ;;
+    --compare=*) compare=${1#*=}; args+=("$1"); shift ;;
+    --recalibrate) args+=("$1"); shift ;;
+    --profile | --rate | --ramp | --duration | --load-csv | --start | --slo-rps | --slo-mean-ms | \
+      --slo-success | --assume | --prices | --concurrency | --window | --calibration-secs)
+      [ $# -ge 2 ] || { error "$1 needs a value"; usage; }
+      args+=("$1" "$2"); shift 2 ;;
+    --*=*) args+=("$1"); shift ;;
+    -*) error "unknown option $1"; usage ;;
+    *) [ -z "$env_name" ] || { error "one environment only: '$env_name' and '$1'"; usage; }; env_name=$1; shift ;;
+  esac
+done
+env_name=${env_name:-dev}
+check_env_name "$env_name" || exit 2
+
+rehearse_bin=${REHEARSE_BIN:-}
+if [ -z "$rehearse_bin" ]; then
+  require_cmd cargo "install Rust from https://rustup.rs"
+  (cd "$REPO_ROOT" && cargo build --quiet --release -p rehearsal --bin rehearse) ||
+    die "cannot build the rehearsal (cargo build -p rehearsal)"
+  rehearse_bin=${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/rehearse
+fi
+# Bad usage stops here, before anything is built or measured.
+"$rehearse_bin" "$env_name" --infra "$REPO_ROOT/infra" --check ${args[@]+"${args[@]}"} || exit $?
+
+# service_binary: the release binary the AMI ships, to calibrate against.
+service_binary() {
+  local candidate
+  for candidate in "$REPO_ROOT/dist/candidates" "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/candidates"; do
+    if [ -x "$candidate" ]; then
+      printf '%s\n' "$candidate"
+      return 0
+    fi
+  done
+  note "no release binary in dist/ or target/release/: building one (cargo build --release -p candidates)"
+  (cd "$REPO_ROOT" && cargo build --quiet --release -p candidates --bin candidates) >&2 || return 1
+  printf '%s\n' "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/candidates"
+}
+
+if [ -z "$instance_rps" ]; then
+  binary=$(service_binary) || die "cannot build the service to calibrate; give --instance-rps instead"
+  cache_dir=${REHEARSAL_CACHE_DIR:-$TOOLS_DIR/rehearsal}
+  # The rehearsal reads and writes the cache by the binary's SHA-256; oha is only needed
+  # when there is nothing cached for this binary yet.
+  hash=$(sha256sum "$binary" | cut -d' ' -f1)
+  if [ ! -f "$cache_dir/calibration-$hash.json" ] || [[ " ${args[*]} " == *" --recalibrate "* ]]; then
+    ensure_cargo_tool oha oha "$OHA_VERSION"
+    note "calibrating the per-request CPU cost of each profile on ${binary#"$REPO_ROOT"/} (a few seconds each)"
+  fi
+  args+=(--service-binary "$binary" --cache-dir "$cache_dir")
+fi
+
+out=${out:-$REPO_ROOT/rehearsal-results/$(date -u +%Y%m%dT%H%M%SZ)}
+status=0
+"$rehearse_bin" "$env_name" --infra "$REPO_ROOT/infra" --out "$out" ${args[@]+"${args[@]}"} || status=$?
+[ "$status" -le 1 ] || exit "$status"
+
+ensure_venv plot "$PLOT_REQUIREMENTS"
+chart_args=("$out/timeline.csv" "$out/chart.png")
+[ -z "$compare" ] || chart_args+=(--compare "$compare")
+"$(venv_bin plot python)" "$REPO_ROOT/scripts/lib/timechart.py" rehearsal "${chart_args[@]}" ||
+  die "could not draw the chart"
+note "results in ${out#"$REPO_ROOT"/}/"
+exit "$status"
