@@ -32,21 +32,23 @@ struct Segment {
 fn per_minute(segments: &[Segment]) -> Vec<f64> {
     let end = segments.iter().map(|s| s.to).fold(0.0, f64::max);
     let minutes = (end / 60.0).ceil() as usize;
-    (0..minutes)
-        .map(|m| {
+    let (mut requests, mut covered) = (vec![0.0; minutes], vec![0.0; minutes]);
+    // Each segment only touches the minutes it overlaps: linear in segments + minutes (a
+    // week of one-minute rows is 10,080 of each).
+    for s in segments {
+        let first = (s.from / 60.0).floor().max(0.0) as usize;
+        let last = ((s.to / 60.0).ceil() as usize).min(minutes);
+        for m in first..last {
             let (start, stop) = (m as f64 * 60.0, (m as f64 + 1.0) * 60.0);
-            let (mut requests, mut covered) = (0.0, 0.0);
-            for s in segments {
-                let overlap = (s.to.min(stop) - s.from.max(start)).max(0.0);
-                requests += overlap * s.rps;
-                covered += overlap;
-            }
-            if covered > 0.0 {
-                requests / covered
-            } else {
-                0.0
-            }
-        })
+            let overlap = (s.to.min(stop) - s.from.max(start)).max(0.0);
+            requests[m] += overlap * s.rps;
+            covered[m] += overlap;
+        }
+    }
+    requests
+        .iter()
+        .zip(&covered)
+        .map(|(r, c)| if *c > 0.0 { r / c } else { 0.0 })
         .collect()
 }
 
