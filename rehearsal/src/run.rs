@@ -202,6 +202,13 @@ pub fn rehearse(o: &Options, env: &[(String, String)]) -> Result<Report, Error> 
         &o.slo,
         start.time_zone(),
     ));
+    let c = &outcome.costs;
+    if c.surplus_credits_usd > c.instances_usd {
+        warnings.push(format!(
+            "unlimited-mode surplus CPU credits (${:.2}) cost more than the {} instances themselves (${:.2}): at this CPU level a fixed-performance type (c7i, m7i) may be cheaper; rehearse it with -var instance_type=...",
+            c.surplus_credits_usd, group.instance_type, c.instances_usd
+        ));
+    }
     let checks = report::checks(&totals, &o.slo);
     let slo_met = checks.iter().all(|c| c.met);
 
@@ -216,7 +223,6 @@ pub fn rehearse(o: &Options, env: &[(String, String)]) -> Result<Report, Error> 
             )
         })
         .collect();
-    let c = &outcome.costs;
     let summary = json!({
         "slo_met": slo_met,
         "max_desired": totals.max_desired,

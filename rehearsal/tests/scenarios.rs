@@ -254,5 +254,8 @@ fn the_weekly_example_holds_four_from_six_fifty_and_scales_in_one_by_one_after_t
     // The scale-in alarm fired while min 4 held the group at 06:57.
     assert_eq!(rows[27].alarms[1].1, AlarmState::Alarm);
     assert_eq!(rows[26].alarms[1].1, AlarmState::Ok);
+    // 50 % CPU for eight hours on a t3.micro (baseline 10 %): credits outgrow the instances.
+    let warnings = report.summary["warnings"].to_string();
+    assert!(warnings.contains("surplus CPU credits"), "{warnings}");
     assert_eq!(report.exit_code, 0, "{}", report.verdict);
 }
