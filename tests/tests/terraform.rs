@@ -1050,7 +1050,7 @@ impl TlsFront {
         }
         Self {
             address,
-            child: child,
+            child,
         }
     }
 }
