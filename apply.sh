@@ -3,7 +3,7 @@
 # bake the AMI (or reuse the one baked from the same inputs), terraform apply in workspace
 # ENV, smoke-test it, and print its URL and dashboard.
 #
-#   ./apply.sh [--yes] [--binary PATH] [ENV] [-var NAME=VALUE | -var-file=FILE]...
+#   ./apply.sh [--yes] [--binary PATH] [--packer-subnet SUBNET] [ENV] [-var NAME=VALUE | -var-file=FILE]...
 #
 # ENV         the environment, i.e. the Terraform workspace (default dev): lowercase
 #             letters, digits and hyphens, e.g. perf1, nonreg1, production
@@ -11,8 +11,12 @@
 #             Terraform shows the plan and asks
 # --binary    ship this release binary (built for Amazon Linux 2023's glibc 2.34) instead
 #             of building one with scripts/build_release.sh; cargo is not needed then
-# -var, -var-file   passed on to terraform apply (ami_id and region are set here)
+# --packer-subnet SUBNET   bake the AMI in this subnet (one with a route to an internet
+#             gateway) instead of the region's default VPC, for accounts that deleted it
+# -var, -var-file   passed on to terraform apply (ami_id, region and project are set here)
 #
+# The project name is AXUM_ASG_PROJECT (default axum-asg): it prefixes every name and tags
+# the AMI and every resource; destroy.sh finds them by it.
 # The region is AWS_REGION, else AWS_DEFAULT_REGION, else the AWS CLI profile's. An AMI is
 # reused when one of this project's AMIs is tagged with the same InputsHash (scripts/lib/
 # common.sh, inputs_hash: the binary and packer/). For the test suite only:
@@ -27,18 +31,22 @@ source "$(dirname "${BASH_SOURCE[0]}")/scripts/lib/common.sh"
 tf_var_arg() {
   case $2 in
     ami_id=* | region=*) error "$1 ${2%%=*}=... is set by apply.sh (the AMI it baked, the region of AWS_REGION)"; usage ;;
+    project=*) error "$1 project=... is set by apply.sh: export AXUM_ASG_PROJECT instead, so Packer, Terraform and destroy.sh agree on it"; usage ;;
   esac
 }
 
 env_name=
 auto_approve=0
 binary=
+packer_subnet=
 tf_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --yes | -y) auto_approve=1; shift ;;
     --binary) [ $# -ge 2 ] || usage; binary=$2; shift 2 ;;
     --binary=*) binary=${1#--binary=}; shift ;;
+    --packer-subnet) [ $# -ge 2 ] || usage; packer_subnet=$2; shift 2 ;;
+    --packer-subnet=*) packer_subnet=${1#--packer-subnet=}; shift ;;
     -h | --help) usage ;;
     -var) [ $# -ge 2 ] || usage; tf_var_arg "$1" "$2"; tf_args+=(-var "$2"); shift 2 ;;
     -var=*) tf_var_arg -var "${1#-var=}"; tf_args+=("$1"); shift ;;
@@ -57,15 +65,12 @@ for i in "${!tf_args[@]}"; do
     -var-file=*) tf_args[i]="-var-file=$PWD/${tf_args[i]#-var-file=}" ;;
   esac
 done
-if [ "$auto_approve" = 0 ] && [ "${CI:-}" = true ]; then
-  note "CI=true: Terraform applies without asking"
-  auto_approve=1
-fi
+[ -z "$packer_subnet" ] || [[ $packer_subnet =~ ^subnet-[0-9a-f]+$ ]] ||
+  { error "--packer-subnet takes a subnet id such as subnet-0123456789abcdef0, not '$packer_subnet'"; usage; }
+auto_approve=$(auto_approve_in_ci "$auto_approve" applies)
 # The workspace is ENV; an inherited TF_WORKSPACE would override it (and make
 # `terraform workspace select` fail).
 unset TF_WORKSPACE
-
-tf() { terraform -chdir="$REPO_ROOT/infra" "$@"; }
 
 # git_revision: the commit, with -dirty when the working tree has changes (untracked files
 # included: they may be part of the build). --no-optional-locks: a read must not take the
@@ -104,6 +109,23 @@ existing_ami() {
     --filters "Name=tag:Project,Values=$PROJECT_NAME" "Name=tag:InputsHash,Values=$2" Name=state,Values=available \
     --output json) || return 1
   jq -r '.Images | sort_by(.CreationDate) | last | .ImageId // empty' <<<"$images"
+}
+
+# check_bake_network REGION: Packer's build instance needs a subnet: --packer-subnet's, or
+# one of the default VPC's. Fail now, with the fix, rather than ten minutes into a bake.
+check_bake_network() {
+  local region=$1 found
+  if [ -n "$packer_subnet" ]; then
+    found=$(aws ec2 describe-subnets --region "$region" --subnet-ids "$packer_subnet" --output json 2>/dev/null |
+      jq -r '.Subnets[0].SubnetId // empty') || found=
+    [ "$found" = "$packer_subnet" ] || die "--packer-subnet $packer_subnet: no such subnet in $region"
+    return 0
+  fi
+  found=$(aws ec2 describe-vpcs --region "$region" --filters Name=is-default,Values=true --output json) ||
+    die "step 'look for the default VPC (aws ec2 describe-vpcs)' failed"
+  found=$(jq -r '.Vpcs[0].VpcId // empty' <<<"$found")
+  [ -n "$found" ] ||
+    die "$region has no default VPC for Packer's build instance: pass --packer-subnet SUBNET (a subnet with a route to an internet gateway), or create one with 'aws ec2 create-default-vpc'"
 }
 
 # ami_from_manifest MANIFEST REGION HASH: the AMI of Packer's last build, checked against
@@ -147,9 +169,11 @@ if [ -n "$ami" ]; then
 else
   revision=$(git_revision)
   note "no AMI with these inputs in $region: baking one with Packer (git revision $revision; about 10 minutes)"
+  check_bake_network "$region"
   run_step "packer init" packer init "$REPO_ROOT/packer" >&2
   run_step "packer build" packer build -var "git_revision=$revision" -var "inputs_hash=$hash" \
-    -var "region=$region" -var "binary_path=$binary" "$REPO_ROOT/packer" >&2
+    -var "region=$region" -var "binary_path=$binary" -var "project=$PROJECT_NAME" \
+    -var "subnet_id=$packer_subnet" "$REPO_ROOT/packer" >&2
   ami=$(ami_from_manifest "${CANDIDATES_PACKER_MANIFEST:-$REPO_ROOT/packer/manifest.json}" "$region" "$hash")
   note "Packer baked $ami"
 fi
@@ -159,8 +183,9 @@ run_step "terraform workspace select" tf workspace select -or-create=true "$env_
 apply_args=(-input=false)
 [ "$auto_approve" = 0 ] || apply_args+=(-auto-approve)
 # Terraform lets the last assignment of a variable win, and a -var-file may set any:
-# the AMI just baked and its region come last so nothing the user passes replaces them.
-apply_args+=(${tf_args[@]+"${tf_args[@]}"} -var "ami_id=$ami" -var "region=$region")
+# the AMI just baked, its region and the project come last so nothing the user passes
+# replaces them.
+apply_args+=(${tf_args[@]+"${tf_args[@]}"} -var "ami_id=$ami" -var "region=$region" -var "project=$PROJECT_NAME")
 note "terraform apply in workspace $env_name with $ami in $region"
 run_step "terraform apply" tf apply "${apply_args[@]}" >&2
 

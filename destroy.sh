@@ -9,10 +9,12 @@
 # --keep-amis  leave every AMI and snapshot in place
 #
 # terraform destroy runs in workspace ENV with the AMI and region recorded in its state,
-# then the workspace is deleted. Then this project's AMIs (tag Project=axum-asg) in that
-# region are deregistered and their EBS snapshots deleted, except those the $Latest or
-# $Default version of another environment's launch template still uses. The region is the
-# one ENV was deployed to, else AWS_REGION, AWS_DEFAULT_REGION or the profile's.
+# then the workspace is deleted. Then this project's AMIs (tag Project=<project>: the one
+# ENV was deployed with, else AXUM_ASG_PROJECT, default axum-asg) in that region are
+# deregistered and their EBS snapshots deleted, except those that the $Latest or $Default
+# version of any launch template in the region still uses, whatever project or tool made
+# it. The region is the one ENV was deployed to, else AWS_REGION, AWS_DEFAULT_REGION or
+# the profile's.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/lib/common.sh"
@@ -32,10 +34,7 @@ while [ $# -gt 0 ]; do
 done
 env_name=${env_name:-dev}
 check_env_name "$env_name" || exit 2
-if [ "$auto_approve" = 0 ] && [ "${CI:-}" = true ]; then
-  note "CI=true: Terraform destroys without asking"
-  auto_approve=1
-fi
+auto_approve=$(auto_approve_in_ci "$auto_approve" destroys)
 # The workspace is ENV; an inherited TF_WORKSPACE would override it.
 unset TF_WORKSPACE
 
@@ -44,12 +43,10 @@ require_cmd jq "install jq (Debian: apt-get install jq; macOS: brew install jq)"
 [ "$keep_amis" = 1 ] ||
   require_cmd aws "install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"
 
-tf() { terraform -chdir="$REPO_ROOT/infra" "$@"; }
-
 # destroy_stack: terraform destroy in workspace ENV, then delete the workspace. Sets
-# $region to the region recorded in the state, if any.
+# $region and $PROJECT_NAME to the ones recorded in the state, if any.
 destroy_stack() {
-  local workspaces state resources ami args
+  local workspaces state resources ami args project
   workspaces=$(tf workspace list) || die "step 'terraform workspace list' failed"
   # One name a line, the selected one after "* ".
   if ! awk '{ print $NF }' <<<"$workspaces" | grep -qxF -- "$env_name"; then
@@ -61,6 +58,11 @@ destroy_stack() {
   [ -n "$state" ] || state='{}'
   resources=$(jq '[.resources[]? | select(.mode == "managed")] | length' <<<"$state")
   region=$(jq -r '.outputs.region.value // empty' <<<"$state")
+  project=$(jq -r '.outputs.project.value // empty' <<<"$state")
+  if [ -n "$project" ] && [ "$project" != "$PROJECT_NAME" ]; then
+    note "'$env_name' was deployed as project $project: its AMIs are the ones tagged Project=$project"
+    PROJECT_NAME=$project
+  fi
   if [ "$resources" -gt 0 ]; then
     [ -n "$region" ] || region=$(aws_region) || die "no region in the state of '$env_name' and none configured: export AWS_REGION (the region it was deployed to)"
     # ami_id is a required variable and data.aws_ami reads it even to destroy: pass the
@@ -74,7 +76,7 @@ destroy_stack() {
     fi
     args=(-input=false)
     [ "$auto_approve" = 0 ] || args+=(-auto-approve)
-    args+=(-var "ami_id=$ami" -var "region=$region")
+    args+=(-var "ami_id=$ami" -var "region=$region" -var "project=$PROJECT_NAME")
     note "terraform destroy in workspace $env_name: $resources resource(s) in $region"
     run_step "terraform destroy" tf destroy "${args[@]}" >&2
   else
@@ -86,12 +88,13 @@ destroy_stack() {
   note "deleted the Terraform workspace $env_name"
 }
 
-# images_in_use: "AMI TEMPLATE" lines, one per AMI that the $Latest or $Default version of
-# one of this project's launch templates (any environment still deployed) launches.
+# images_in_use: "AMI TEMPLATE" lines, one per AMI that the $Latest or $Default version of a
+# launch template of the region launches. Every template counts, not only those tagged with
+# this project: one deployed under another project name, or by another tool, must not lose
+# its AMI.
 images_in_use() {
   local templates rows id name versions
-  templates=$(aws ec2 describe-launch-templates --region "$region" \
-    --filters "Name=tag:Project,Values=$PROJECT_NAME" --output json) ||
+  templates=$(aws ec2 describe-launch-templates --region "$region" --output json) ||
     die "step 'list launch templates (aws ec2 describe-launch-templates)' failed"
   rows=$(jq -r '.LaunchTemplates[]? | "\(.LaunchTemplateId) \(.LaunchTemplateName)"' <<<"$templates")
   [ -n "$rows" ] || return 0

@@ -117,4 +117,13 @@ resource "aws_lb_listener" "https" {
   tags = {
     Name = "${local.name}-https"
   }
+
+  lifecycle {
+    # No certificate covers the load balancer's own name (*.elb.amazonaws.com belongs to AWS),
+    # so HTTPS is only reachable, and the deploy only testable, under a name of the user's.
+    precondition {
+      condition     = var.domain_name != null
+      error_message = "certificate_arn is set but domain_name is not: HTTPS needs the DNS name the certificate covers (for example candidates.example.com), which you point at the load balancer (output alb_dns_name). No certificate can cover the load balancer's own *.elb.amazonaws.com name. Set domain_name, or unset certificate_arn to serve plain HTTP."
+    }
+  }
 }

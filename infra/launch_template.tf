@@ -8,6 +8,17 @@ data "aws_ami" "service" {
   }
 }
 
+locals {
+  # The size of the AMI's root snapshot. The launch template states the root volume's size
+  # itself instead of leaving AWS to merge it from the AMI's mapping: the template then says
+  # what instances get, and a root_volume_size_gib below the snapshot is caught at plan time.
+  ami_root_volume_gib = try(tonumber(one([
+    for mapping in data.aws_ami.service.block_device_mappings : mapping.ebs.volume_size
+    if mapping.device_name == data.aws_ami.service.root_device_name
+  ])), null)
+  root_volume_gib = var.root_volume_size_gib != null ? var.root_volume_size_gib : local.ami_root_volume_gib
+}
+
 data "aws_ec2_instance_type" "this" {
   instance_type = var.instance_type
 }
@@ -61,7 +72,7 @@ resource "aws_launch_template" "this" {
 
     ebs {
       volume_type           = "gp3"
-      volume_size           = var.root_volume_size_gib
+      volume_size           = local.root_volume_gib
       encrypted             = true
       delete_on_termination = true
     }
@@ -81,6 +92,11 @@ resource "aws_launch_template" "this" {
     precondition {
       condition     = contains(data.aws_ec2_instance_type.this.supported_architectures, data.aws_ami.service.architecture)
       error_message = "${var.ami_id} is built for ${data.aws_ami.service.architecture}, which ${var.instance_type} does not run (it supports ${join(", ", data.aws_ec2_instance_type.this.supported_architectures)})."
+    }
+
+    precondition {
+      condition     = var.root_volume_size_gib == null || local.ami_root_volume_gib == null || try(var.root_volume_size_gib >= local.ami_root_volume_gib, true)
+      error_message = "root_volume_size_gib (${coalesce(var.root_volume_size_gib, 0)}) is smaller than the root snapshot of ${var.ami_id} (${coalesce(local.ami_root_volume_gib, 0)} GiB): instances would fail to launch. Leave it null or raise it."
     }
   }
 }

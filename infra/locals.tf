@@ -27,7 +27,7 @@ locals {
   name        = "${var.project}-${local.environment}"
   table_name  = "${local.name}-candidates"
 
-  region    = data.aws_region.current.region
+  region    = data.aws_service.dynamodb.region
   partition = data.aws_partition.current.partition
 
   # Zones that need no opt-in (no Local or Wavelength Zones) and offer the instance type: the
@@ -70,6 +70,12 @@ locals {
   }, local.partition, "console.aws.amazon.com")
 }
 
-data "aws_region" "current" {}
+# The provider's region, read from the DynamoDB service's description: aws_region's `name`
+# is deprecated in provider 6.x and its replacement `region` does not exist in 5.x, while
+# aws_service's `region` is the same in both. Its reverse DNS name is the service name of
+# the DynamoDB gateway endpoint (network.tf).
+data "aws_service" "dynamodb" {
+  service_id = "dynamodb"
+}
 
 data "aws_partition" "current" {}

@@ -107,7 +107,7 @@ resource "aws_route_table_association" "public" {
 # Gateway endpoints are free: the instances' DynamoDB calls stay on the AWS network.
 resource "aws_vpc_endpoint" "dynamodb" {
   vpc_id            = aws_vpc.this.id
-  service_name      = "com.amazonaws.${local.region}.dynamodb"
+  service_name      = data.aws_service.dynamodb.reverse_dns_name
   vpc_endpoint_type = "Gateway"
   route_table_ids   = [aws_route_table.public.id]
 

@@ -1,6 +1,6 @@
 output "url" {
-  description = "Base URL of the service (HTTPS when certificate_arn is set)."
-  value       = local.https ? "https://${coalesce(var.domain_name, aws_lb.this.dns_name)}" : "http://${aws_lb.this.dns_name}"
+  description = "Base URL of the service: https://<domain_name> when certificate_arn is set (point that name at alb_dns_name), else http://<alb_dns_name>."
+  value       = local.https ? "https://${var.domain_name}" : "http://${aws_lb.this.dns_name}"
 }
 
 output "alb_dns_name" {
@@ -36,4 +36,9 @@ output "region" {
 output "environment" {
   description = "Environment, i.e. the Terraform workspace."
   value       = local.environment
+}
+
+output "project" {
+  description = "Project name (var.project): the prefix of every name and the Project tag; destroy.sh removes this project's AMIs."
+  value       = var.project
 }

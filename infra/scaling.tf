@@ -129,6 +129,11 @@ resource "aws_autoscaling_policy" "requests_target" {
       resource_label         = "${aws_lb.this.arn_suffix}/${aws_lb_target_group.this.arn_suffix}"
     }
   }
+
+  # ALBRequestCountPerTarget exists only for a target group that a listener routes to: the
+  # label names the load balancer and the group, but nothing in it makes Terraform create
+  # the listeners first, and PutScalingPolicy fails on a group no listener uses.
+  depends_on = [aws_lb_listener.http, aws_lb_listener.https]
 }
 
 ################################################################################

@@ -77,7 +77,7 @@ variable "allowed_cidrs" {
 ################################################################################
 
 variable "certificate_arn" {
-  description = "ARN of an ACM certificate in the same region. When set, the load balancer serves HTTPS on 443 and port 80 redirects to it; when null, port 80 forwards to the instances."
+  description = "ARN of an ACM certificate in the same region, covering domain_name (required with it). When set, the load balancer serves HTTPS on 443 and port 80 redirects to it; when null, port 80 forwards to the instances."
   type        = string
   default     = null
 
@@ -88,7 +88,7 @@ variable "certificate_arn" {
 }
 
 variable "domain_name" {
-  description = "DNS name the certificate covers and that you point at alb_dns_name (a CNAME or alias you manage). Used in the url output when certificate_arn is set; null uses the load balancer's own DNS name."
+  description = "DNS name the certificate covers and that you point at alb_dns_name (a CNAME or alias you manage). Required with certificate_arn (a plan-time check): the url output and scripts/validate.sh use it, and validate.sh reaches the new load balancer under this name before the DNS record exists."
   type        = string
   default     = null
 

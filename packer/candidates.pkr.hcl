@@ -11,8 +11,10 @@ packer {
   required_version = ">= 1.9.0"
   required_plugins {
     amazon = {
-      source  = "github.com/hashicorp/amazon"
-      version = ">= 1.3.0"
+      source = "github.com/hashicorp/amazon"
+      # Any 1.x from 1.3 (imds_support, the manifest's custom_data): a major release may
+      # rename or drop arguments, so it waits for a deliberate change here.
+      version = "~> 1.3"
     }
   }
 }
@@ -20,14 +22,14 @@ packer {
 locals {
   # One timestamp for the AMI's name and its Name tag, so they always agree.
   timestamp = formatdate("YYYYMMDDhhmmss", timestamp())
-  ami_name  = "axum-asg-${local.timestamp}"
+  ami_name  = "${var.project}-${local.timestamp}"
 
   binary_path = var.binary_path != "" ? var.binary_path : "${path.root}/../dist/candidates"
   # Where the file provisioners stage the uploads for scripts/install.sh.
   staging_dir = "/tmp/candidates-staging"
 
   tags = {
-    Project     = "axum-asg"
+    Project     = var.project
     GitRevision = var.git_revision
     InputsHash  = var.inputs_hash
   }
@@ -51,11 +53,15 @@ source "amazon-ebs" "candidates" {
   region        = var.region
   source_ami    = data.amazon-ami.al2023.id
   instance_type = var.instance_type
-  # Empty: the region's default VPC and one of its subnets.
-  subnet_id = var.subnet_id
+  # Empty: the region's default VPC and one of its subnets. Another subnet (apply.sh
+  # --packer-subnet, for accounts without a default VPC) must route to an internet gateway:
+  # the build instance gets a public address, so Packer reaches it over SSH and it reaches
+  # the package repositories.
+  subnet_id                   = var.subnet_id
+  associate_public_ip_address = true
 
   ami_name        = local.ami_name
-  ami_description = "axum-asg candidates service on Amazon Linux 2023 (${var.git_revision})"
+  ami_description = "${var.project} candidates service on Amazon Linux 2023 (${var.git_revision})"
   # Instances launched from the AMI accept only IMDSv2 by default.
   imds_support  = "v2.0"
   tags          = merge(local.tags, { Name = local.ami_name })

@@ -1,6 +1,17 @@
 # Inputs of the AMI build. apply.sh sets them with -var; every one has a type and a
 # description, and the ones without a default must come from the caller.
 
+variable "project" {
+  type        = string
+  description = "Project name: the AMI's name prefix and its Project tag, which apply.sh and destroy.sh look AMIs up by. apply.sh passes the same value it gives Terraform (AXUM_ASG_PROJECT, default axum-asg)."
+  default     = "axum-asg"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,18}[a-z0-9]$", var.project))
+    error_message = "project must be 2 to 20 characters: lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen."
+  }
+}
+
 variable "region" {
   type        = string
   description = "AWS region to build the AMI in (the region the stack runs in)."
@@ -15,7 +26,7 @@ variable "instance_type" {
 
 variable "subnet_id" {
   type        = string
-  description = "Subnet for the build instance; empty builds in the region's default VPC. A private subnet needs a route for SSH from where Packer runs."
+  description = "Subnet for the build instance (apply.sh --packer-subnet); empty builds in the region's default VPC. It must route to an internet gateway: the instance gets a public address for Packer's SSH and the package repositories."
   default     = ""
 }
 

@@ -62,9 +62,13 @@ else
   steps=("${rate:-0}") # 0: no rate limit
 fi
 
+connect_to=()
 if [ -n "$env_name" ]; then
   [ -z "$url" ] || die "give --url or --env, not both"
   url=$(tf_output "$env_name" url) || die "no Terraform outputs for '$env_name': run ./apply.sh $env_name first"
+  # HTTPS stacks: the certificate's name, connected to the load balancer (see lb_route).
+  route=$(lb_route "$env_name" "$url") || die "cannot tell how to reach the load balancer of '$env_name'"
+  [ -z "$route" ] || connect_to=(--connect-to "$route")
   asg=$(tf_output "$env_name" asg_name)
   AWS_REGION=$(tf_output "$env_name" region)
   export AWS_REGION
@@ -96,7 +100,7 @@ seed_reads() {
   local i
   note "seeding 100 candidates for the read profile"
   for ((i = 0; i < 100; i++)); do
-    curl -fsS -o /dev/null --max-time 10 -X POST "$url/candidate/loadtest-read-$(printf '%03d' "$i")" ||
+    curl -fsS -o /dev/null --max-time 10 ${connect_to[@]+"${connect_to[@]}"} -X POST "$url/candidate/loadtest-read-$(printf '%03d' "$i")" ||
       die "cannot seed candidates at $url (is the service up?)"
   done
 }
@@ -108,7 +112,7 @@ oha_run() {
   local limit=()
   [ "$run_rate" -gt 0 ] && limit=(-q "$run_rate")
   oha --no-tui --output-format json -z "${seconds}s" -c "$connections" -t 10s \
-    --wait-ongoing-requests-after-deadline ${limit[@]+"${limit[@]}"} "$@" >"$work/$name.json" 2>"$work/$name.err" ||
+    --wait-ongoing-requests-after-deadline ${limit[@]+"${limit[@]}"} ${connect_to[@]+"${connect_to[@]}"} "$@" >"$work/$name.json" 2>"$work/$name.err" ||
     die "oha failed: $(cat "$work/$name.err")"
 }
 

@@ -12,6 +12,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
 
+# The test that boots the unit under systemd (tests/tests/packaging.rs).
+CONTAINER_TEST=unit_runs_under_real_systemd_in_a_container
+
 install_test_tools() {
   ensure_venv moto "moto[server]==5.2.5" "awscli==1.46.3"
   link_tool "$(venv_bin moto moto_server)"
@@ -30,6 +33,46 @@ install_test_tools() {
   ensure_apt_package binutils readelf
   ensure_apt_package jq
   ensure_apt_package curl
+  # The HTTPS deploy tests: a certificate for ACM, and a TLS front for the local service.
+  ensure_apt_package openssl
+  ensure_apt_package socat
+  setup_terraform
+}
+
+# setup_terraform: the real Terraform applies infra/ against moto in the suite. It must be
+# on PATH (HashiCorp's packages are not in Debian), and the hashicorp/aws provider must be
+# installable: from a local filesystem mirror when this machine has one (TF_PROVIDER_MIRROR,
+# else the first one found in the usual places), otherwise from the registry. The CLI
+# configuration that says so is written to .tools/terraform/ and exported for the tests.
+setup_terraform() {
+  local mirror=${TF_PROVIDER_MIRROR:-} found config=$TOOLS_DIR/terraform/cli.tfrc
+  require_cmd terraform "install Terraform 1.5 or newer: https://developer.hashicorp.com/terraform/install"
+  if [ -z "$mirror" ]; then
+    found=$(find "$HOME/.terraform.d/plugins" "$HOME/.local/share/terraform/plugins" \
+      /usr/local/share/terraform/plugins /usr/share/terraform/plugins /opt /srv \
+      -maxdepth 7 -type f -name 'terraform-provider-aws_v*' \
+      -path '*/registry.terraform.io/hashicorp/aws/*' 2>/dev/null | sort | tail -n 1) || found=
+    mirror=${found%/registry.terraform.io/*}
+  fi
+  mkdir -p "$TOOLS_DIR/terraform/plugin-cache"
+  {
+    printf '# Written by scripts/test.sh: where the test suite gets the hashicorp/aws provider.\n'
+    printf 'plugin_cache_dir = "%s"\n' "$TOOLS_DIR/terraform/plugin-cache"
+    printf 'provider_installation {\n'
+    if [ -n "$mirror" ]; then
+      printf '  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/hashicorp/aws"]\n  }\n' "$mirror"
+      printf '  direct {\n    exclude = ["registry.terraform.io/hashicorp/aws"]\n  }\n'
+    else
+      printf '  direct {}\n'
+    fi
+    printf '}\n'
+  } >"$config"
+  export TF_CLI_CONFIG_FILE=$config CHECKPOINT_DISABLE=1
+  if [ -n "$mirror" ]; then
+    note "terraform $(terraform version -json | jq -r .terraform_version) with the hashicorp/aws provider from the local mirror $mirror"
+  else
+    note "terraform $(terraform version -json | jq -r .terraform_version); no local provider mirror found (set TF_PROVIDER_MIRROR): the provider comes from registry.terraform.io"
+  fi
 }
 
 check_style() {
@@ -72,8 +115,17 @@ main() {
 
   local profile=default
   [ "${CI:-}" = "true" ] && profile=ci
+  # The shipped unit boots under real systemd in a systemd-nspawn container, which needs
+  # root. CI runs as root; elsewhere the check is left out, and said so, rather than faked.
+  local selection=()
+  if [ "$(id -u)" -ne 0 ]; then
+    selection=(-E "not test(=$CONTAINER_TEST)")
+    printf '\nWARNING: NOT RUN: %s (the systemd unit under real systemd) needs root for systemd-nspawn; run the suite with sudo, or sudo scripts/check_unit_in_container.sh\n\n' "$CONTAINER_TEST" >&2
+  else
+    ensure_apt_package systemd-container systemd-nspawn
+  fi
   note "running the tests (nextest profile $profile)"
-  cargo nextest run --workspace --profile "$profile" --no-fail-fast "$@"
+  cargo nextest run --workspace --profile "$profile" --no-fail-fast ${selection[@]+"${selection[@]}"} "$@"
 }
 
 main "$@"

@@ -9,6 +9,11 @@
 #                                                  Terraform outputs and first waits for
 #                                                  healthy targets behind the load balancer
 # Options: --wait SECONDS   how long to wait for healthy targets (default 600)
+#
+# With --env and an HTTPS stack, the requests go to the URL's name (domain_name, which the
+# certificate covers and TLS is verified against) but connect to the load balancer itself
+# (curl --connect-to), so a new stack validates before its DNS record exists. For the test
+# suite only: CANDIDATES_LB_ADDRESS=HOST:PORT reaches the load balancer at that address.
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -17,6 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 env_name=dev
 wait_secs=600
 base_url=
+curl_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --env) env_name=${2:?--env needs a name}; shift 2 ;;
@@ -34,9 +40,14 @@ require_cmd jq "install jq (Debian: apt-get install jq; macOS: brew install jq)"
 # Waits until the target group has at least one healthy target, then until the load
 # balancer answers /gtg: a fresh stack needs both (instances boot, targets register).
 wait_for_deployed_stack() {
-  local target_group region healthy deadline
+  local target_group region healthy deadline route
   require_cmd aws "install the AWS CLI: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"
   base_url=$(tf_output "$env_name" url) || die "no Terraform outputs for environment '$env_name': run ./apply.sh $env_name first"
+  route=$(lb_route "$env_name" "$base_url") || die "cannot tell how to reach the load balancer of '$env_name'"
+  if [ -n "$route" ]; then
+    curl_args=(--connect-to "$route")
+    note "requests to $base_url connect to ${route#*:*:} (the load balancer; no DNS record needed)"
+  fi
   target_group=$(tf_output "$env_name" target_group_arn)
   region=$(tf_output "$env_name" region)
   note "waiting up to ${wait_secs}s for healthy targets behind $base_url"
@@ -51,13 +62,16 @@ wait_for_deployed_stack() {
     [ "$SECONDS" -lt "$deadline" ] || die "no healthy target after ${wait_secs}s: check the ASG's activity and the instances' logs (journalctl -u candidates via Session Manager)"
     sleep 10
   done
-  wait_for_http "$base_url/gtg" 120 || die "$base_url/gtg does not answer 200"
+  wait_for_http "$base_url/gtg" 120 ${curl_args[@]+"${curl_args[@]}"} || die "$base_url/gtg does not answer 200"
 }
 
 if [ -z "$base_url" ]; then
   wait_for_deployed_stack
 fi
 base_url=${base_url%/}
+
+curl_errors=$(mktemp)
+trap 'rm -f "$curl_errors"' EXIT
 
 failures=0
 passed() { printf '✓ %s passed\n' "$1"; }
@@ -66,12 +80,18 @@ failed() {
   failures=$((failures + 1))
 }
 
-# request METHOD PATH: sets $status and $body (status 000 when nothing answered).
+# request METHOD PATH: sets $status and $body; when nothing answered, status 000 and curl's
+# reason as the body (a refused connection, a certificate that does not cover the name).
 request() {
-  local response
-  response=$(curl -sS --max-time 20 -X "$1" -w '\n%{http_code}' "$base_url$2" 2>/dev/null) || response=$'\n000'
-  status=${response##*$'\n'}
-  body=${response%$'\n'*}
+  local response problem
+  if response=$(curl -sS --max-time 20 ${curl_args[@]+"${curl_args[@]}"} -X "$1" -w '\n%{http_code}' "$base_url$2" 2>"$curl_errors"); then
+    status=${response##*$'\n'}
+    body=${response%$'\n'*}
+  else
+    problem=$(tr '\n' ' ' <"$curl_errors")
+    status=000
+    body="(no answer: ${problem% })"
+  fi
 }
 
 # The MD5 chain of /computation, computed here so the service's answer is checked,

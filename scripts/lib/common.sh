@@ -11,8 +11,17 @@ export REPO_ROOT
 # Project-local tools (Python venvs, npm packages): git-ignored, never global.
 TOOLS_DIR=${CANDIDATES_TOOLS_DIR:-$REPO_ROOT/.tools}
 export TOOLS_DIR
-# Every name in AWS starts with this, followed by the environment.
-PROJECT_NAME=axum-asg
+# Every name in AWS starts with the project, followed by the environment. This is the one
+# place it is chosen: apply.sh gives it to Packer (the AMI's name and Project tag) and to
+# Terraform (var.project: names and tags), and destroy.sh looks AMIs up by it. Set
+# AXUM_ASG_PROJECT to run a second copy of the stack in the same account. Its default is
+# also the default of var.project (infra/) and of Packer's project variable; the test suite
+# checks that the three agree.
+PROJECT_NAME=${AXUM_ASG_PROJECT:-axum-asg}
+if ! [[ $PROJECT_NAME =~ ^[a-z][a-z0-9-]{0,18}[a-z0-9]$ ]]; then
+  printf 'ERROR: AXUM_ASG_PROJECT=%s is not a project name: 2 to 20 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen\n' "$PROJECT_NAME" >&2
+  exit 2
+fi
 export PROJECT_NAME
 # Tools used by more than one script, pinned in one place.
 OHA_VERSION=1.16.0
@@ -112,19 +121,59 @@ ensure_apt_package() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" >/dev/null
 }
 
+# tf ARGS...: terraform on the stack's root module (infra/), whatever the caller's folder.
+tf() { terraform -chdir="$REPO_ROOT/infra" "$@"; }
+
 # tf_output ENV NAME: one Terraform output of environment ENV (its workspace), without
 # switching the workspace the user has selected.
 tf_output() {
   local env=$1 name=$2
   require_cmd terraform "install Terraform 1.5+ from https://developer.hashicorp.com/terraform/install"
-  TF_WORKSPACE=$env terraform -chdir="$REPO_ROOT/infra" output -raw "$name"
+  TF_WORKSPACE=$env tf output -raw "$name"
 }
 
-# wait_for_http URL SECONDS: poll until URL answers 200, or fail after SECONDS.
+# lb_route ENV URL: the --connect-to value (HOST:PORT:TARGET-HOST:TARGET-PORT, understood by
+# curl and oha) that sends URL's requests to ENV's load balancer, or nothing when URL names
+# the load balancer itself. With a domain_name (HTTPS) this reaches a new load balancer
+# before DNS points the name at it, while TLS is still verified against the name the
+# certificate covers. CANDIDATES_LB_ADDRESS=HOST:PORT reaches the load balancer at that
+# address instead of its DNS name (the test suite's stand-in for the network path to AWS).
+lb_route() {
+  local env=$1 url=$2 rest host port alb target
+  [[ $url =~ ^(https?)://([^/:]+)(:([0-9]+))?(/.*)?$ ]] || {
+    error "'$url' is not an http(s) URL"
+    return 1
+  }
+  host=${BASH_REMATCH[2]}
+  port=${BASH_REMATCH[4]}
+  if [ -z "$port" ]; then
+    port=80
+    [ "${BASH_REMATCH[1]}" = http ] || port=443
+  fi
+  alb=$(tf_output "$env" alb_dns_name) || return 1
+  target=${CANDIDATES_LB_ADDRESS:-$alb:$port}
+  rest="$host:$port"
+  [ "$rest" = "$target" ] || printf '%s:%s\n' "$rest" "$target"
+}
+
+# auto_approve_in_ci FLAG-VALUE WHAT: 1 when FLAG-VALUE is 1 or CI=true (saying so), else 0.
+# Terraform asks for confirmation unless told not to; CI has nobody to answer.
+auto_approve_in_ci() {
+  if [ "$1" = 0 ] && [ "${CI:-}" = true ]; then
+    note "CI=true: Terraform $2 without asking"
+    printf '1\n'
+  else
+    printf '%s\n' "$1"
+  fi
+}
+
+# wait_for_http URL SECONDS [CURL-OPTION...]: poll until URL answers 200, or fail after
+# SECONDS. The options go to every curl call (for example --connect-to).
 wait_for_http() {
   local url=$1 seconds=$2 deadline
+  shift 2
   deadline=$((SECONDS + seconds))
-  until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+  until curl -fsS -o /dev/null --max-time 2 "$@" "$url" 2>/dev/null; do
     [ "$SECONDS" -lt "$deadline" ] || return 1
     sleep 0.2
   done

@@ -49,3 +49,26 @@ pub fn select<'a>(blocks: &'a [Block], kind: &str, labels: &[&str]) -> Vec<&'a B
         })
         .collect()
 }
+
+/// The default value of `variable "name"` in the Terraform module at `dir`, as JSON: what
+/// Terraform uses when nobody sets the variable (literal defaults only).
+pub fn variable_default(dir: &Path, name: &str) -> serde_json::Value {
+    variable_default_in(dir, ".tf", name)
+}
+
+/// The default value of `variable "name"` among the files of `dir` ending with `suffix`
+/// (".tf" for Terraform, ".pkr.hcl" for Packer), as JSON.
+pub fn variable_default_in(dir: &Path, suffix: &str, name: &str) -> serde_json::Value {
+    let blocks = blocks_in(dir, suffix);
+    let variable = select(&blocks, "variable", &[name]);
+    let variable = variable
+        .first()
+        .unwrap_or_else(|| panic!("no variable \"{name}\" in {}", dir.display()));
+    let default = variable
+        .body()
+        .attributes()
+        .find(|attribute| attribute.key() == "default")
+        .unwrap_or_else(|| panic!("variable \"{name}\" has no default"));
+    serde_json::to_value(hcl::Value::from(default.expr().clone()))
+        .expect("an HCL value converts to JSON")
+}

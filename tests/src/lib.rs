@@ -10,6 +10,7 @@ pub mod imds;
 pub mod moto;
 pub mod service;
 pub mod systemd_unit;
+pub mod terraform;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

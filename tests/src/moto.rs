@@ -27,6 +27,8 @@ pub struct Moto {
     child: Option<Child>,
     /// Where a recording server writes every request it receives.
     recording: Option<tempfile::TempDir>,
+    /// Settings of a private server (moto reads them from its environment).
+    settings: Vec<(&'static str, &'static str)>,
 }
 
 impl Moto {
@@ -40,6 +42,7 @@ impl Moto {
             port: None,
             child: None,
             recording: None,
+            settings: Vec::new(),
         }
     }
 
@@ -61,12 +64,32 @@ impl Moto {
         Self::start_private_on(crate::free_port(), Some(recording)).await
     }
 
+    /// A private server for the stack itself, applied by Terraform: with AWS's managed IAM
+    /// policies loaded, as the instance role attaches AmazonSSMManagedInstanceCore.
+    pub async fn start_for_terraform() -> Self {
+        Self::start_private_with(
+            crate::free_port(),
+            None,
+            vec![("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")],
+        )
+        .await
+    }
+
     async fn start_private_on(port: u16, recording: Option<tempfile::TempDir>) -> Self {
+        Self::start_private_with(port, recording, Vec::new()).await
+    }
+
+    async fn start_private_with(
+        port: u16,
+        recording: Option<tempfile::TempDir>,
+        settings: Vec<(&'static str, &'static str)>,
+    ) -> Self {
         let mut moto = Self {
             endpoint: format!("http://127.0.0.1:{port}"),
             port: Some(port),
             child: None,
             recording,
+            settings,
         };
         moto.start_again().await;
         moto
@@ -123,6 +146,7 @@ impl Moto {
         assert!(self.child.is_none(), "moto is already running");
         let port = self.port.expect("only a private moto can be started again");
         let mut command = Command::new(crate::tool("moto_server"));
+        command.envs(self.settings.iter().copied());
         if let Some(dir) = &self.recording {
             command
                 .env("MOTO_ENABLE_RECORDING", "True")

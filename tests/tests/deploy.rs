@@ -421,14 +421,23 @@ async fn fresh_deploy_bakes_the_ami_applies_it_and_validates() {
              Name=tag:Project,Values=axum-asg Name=tag:InputsHash,Values={hash} \
              Name=state,Values=available --output json"
         ),
+        // Packer's build instance needs a subnet: the default VPC's, checked first.
+        format!(
+            "aws ec2 describe-vpcs --region {REGION} --filters Name=is-default,Values=true \
+             --output json"
+        ),
         "packer init $REPO/packer".to_owned(),
         format!(
             "packer build -var git_revision={revision} -var inputs_hash={hash} \
-             -var region={REGION} -var binary_path=$TMP/dist/candidates $REPO/packer"
+             -var region={REGION} -var binary_path=$TMP/dist/candidates -var project=axum-asg \
+             -var subnet_id= $REPO/packer"
         ),
         format!("{infra} init -input=false"),
         format!("{infra} workspace select -or-create=true dev"),
-        format!("{infra} apply -input=false -auto-approve -var ami_id={ami} -var region={REGION}"),
+        format!(
+            "{infra} apply -input=false -auto-approve -var ami_id={ami} -var region={REGION} \
+             -var project=axum-asg"
+        ),
     ];
     assert_eq!(
         &run.calls[first_deploy_call..first_deploy_call + expected.len()],
@@ -682,6 +691,104 @@ async fn a_variable_file_cannot_replace_the_baked_ami_or_its_region() {
     assert_eq!(applied["region"], REGION, "{run}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_project_name_reaches_packer_terraform_and_the_ami_lookup() {
+    let svc = ServiceBuilder::memory().start().await;
+    let mut stage = Stage::new();
+    stage
+        .set("STANDIN_URL", svc.base_url())
+        .set("AXUM_ASG_PROJECT", "teamb");
+    let binary = stage.fake_binary();
+    let run = stage.apply(&["--yes", "--binary", &binary, "qa"]);
+    run.assert_success();
+    assert!(
+        run.one_call("aws ec2 describe-images")
+            .contains("Name=tag:Project,Values=teamb"),
+        "{run}"
+    );
+    assert!(
+        run.one_call("packer build").contains("-var project=teamb"),
+        "{run}"
+    );
+    assert!(
+        run.one_call("terraform -chdir=$REPO/infra apply")
+            .ends_with("-var project=teamb"),
+        "{run}"
+    );
+    let aws = stage.model("aws.json");
+    assert_eq!(
+        aws["images"][0]["Tags"][0],
+        json!({"Key": "Project", "Value": "teamb"})
+    );
+    assert_eq!(
+        strings(&aws["launch_templates"], "LaunchTemplateName"),
+        ["teamb-qa"]
+    );
+
+    stage.set("AXUM_ASG_PROJECT", "Team_B");
+    let refused = stage.apply(&["--yes", "--binary", &binary, "qa"]);
+    assert_eq!(refused.code, 2, "{refused}");
+    assert!(refused.calls.is_empty(), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("AXUM_ASG_PROJECT=Team_B is not a project name"),
+        "{refused}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_default_vpc_the_bake_needs_a_subnet_and_uses_it() {
+    let svc = ServiceBuilder::memory().start().await;
+    let mut stage = Stage::new();
+    stage
+        .set("STANDIN_URL", svc.base_url())
+        .set("STANDIN_NO_DEFAULT_VPC", "1");
+    let binary = stage.fake_binary();
+
+    // No default VPC, no --packer-subnet: stop before Packer, saying what to do.
+    let run = stage.apply(&["--yes", "--binary", &binary, "dev"]);
+    assert_ne!(run.code, 0, "{run}");
+    assert!(run.calls_to("packer build").is_empty(), "{run}");
+    assert!(
+        run.stderr.contains("has no default VPC") && run.stderr.contains("--packer-subnet"),
+        "{run}"
+    );
+
+    // A subnet that does not exist is refused before Packer too.
+    let run = stage.apply(&[
+        "--yes",
+        "--binary",
+        &binary,
+        "--packer-subnet",
+        "subnet-0f0f0f0f",
+        "dev",
+    ]);
+    assert_ne!(run.code, 0, "{run}");
+    assert!(run.calls_to("packer build").is_empty(), "{run}");
+    assert!(
+        run.stderr
+            .contains("--packer-subnet subnet-0f0f0f0f: no such subnet"),
+        "{run}"
+    );
+
+    // The named subnet goes to Packer, and the deploy completes.
+    let run = stage.apply(&[
+        "--yes",
+        "--binary",
+        &binary,
+        "--packer-subnet",
+        "subnet-0a1b2c3d",
+        "dev",
+    ]);
+    run.assert_success();
+    assert!(
+        run.one_call("packer build")
+            .contains("-var subnet_id=subnet-0a1b2c3d"),
+        "{run}"
+    );
+}
+
 #[test]
 fn bad_usage_exits_2_and_calls_nothing() {
     let stage = Stage::new();
@@ -696,6 +803,8 @@ fn bad_usage_exits_2_and_calls_nothing() {
         vec!["--binary"],
         vec!["dev", "-var", "ami_id=ami-0123456789abcdef0"],
         vec!["dev", "-var=region=us-east-1"],
+        vec!["dev", "-var", "project=other"],
+        vec!["dev", "--packer-subnet", "sn-1"],
         vec!["-h"],
     ] {
         let mut all = vec!["--binary", binary.as_str()];
@@ -707,7 +816,7 @@ fn bad_usage_exits_2_and_calls_nothing() {
     let run = stage.apply(&["-h"]);
     assert!(
         run.stderr
-            .contains("./apply.sh [--yes] [--binary PATH] [ENV]"),
+            .contains("./apply.sh [--yes] [--binary PATH] [--packer-subnet SUBNET] [ENV]"),
         "{run}"
     );
     for args in [vec!["--bogus"], vec!["Dev"], vec!["dev", "perf1"]] {
@@ -825,17 +934,18 @@ fn destroy_removes_the_stack_its_workspace_and_the_amis_nobody_uses() {
         format!("{infra} workspace select dev"),
         format!("{infra} state pull"),
         // The AMI and region of the state, not AWS_REGION's.
-        format!("{infra} destroy -input=false -auto-approve -var ami_id={dev} -var region={r}"),
+        format!(
+            "{infra} destroy -input=false -auto-approve -var ami_id={dev} -var region={r} \
+             -var project=axum-asg"
+        ),
         format!("{infra} workspace select default"),
         format!("{infra} workspace delete dev"),
         format!(
             "aws ec2 describe-images --region {r} --owners self \
              --filters Name=tag:Project,Values=axum-asg --output json"
         ),
-        format!(
-            "aws ec2 describe-launch-templates --region {r} \
-             --filters Name=tag:Project,Values=axum-asg --output json"
-        ),
+        // Every launch template of the region, whoever made it.
+        format!("aws ec2 describe-launch-templates --region {r} --output json"),
         format!(
             "aws ec2 describe-launch-template-versions --region {r} \
              --launch-template-id lt-0perf1 --versions $Latest $Default --output json"
@@ -906,6 +1016,64 @@ fn destroy_removes_the_stack_its_workspace_and_the_amis_nobody_uses() {
             "{run}"
         );
     }
+}
+
+#[test]
+fn destroy_keeps_an_ami_that_a_launch_template_of_another_project_launches() {
+    // Another copy of the stack (AXUM_ASG_PROJECT=teamb), or anything else, launches the
+    // unused AMI: its template carries another Project tag, or none.
+    let stage = two_environments();
+    let mut aws = stage.model("aws.json");
+    aws["launch_templates"]
+        .as_array_mut()
+        .expect("templates")
+        .push(json!({
+            "LaunchTemplateId": "lt-0teamb",
+            "LaunchTemplateName": "teamb-qa",
+            "Tags": [{"Key": "Project", "Value": "teamb"}],
+            "DefaultVersionNumber": 1,
+            "Versions": [{"VersionNumber": 1, "ImageId": AMI_UNUSED}],
+        }));
+    stage.save_model("aws.json", &aws);
+
+    let run = stage.run("destroy.sh", &["--yes", "dev"], None);
+    run.assert_success();
+    assert!(stage.image_ids().contains(&AMI_UNUSED.to_owned()), "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "NOTE: keeping {AMI_UNUSED} (axum-asg-{AMI_UNUSED}): launch template teamb-qa"
+        )),
+        "{run}"
+    );
+    assert!(!stage.image_ids().contains(&AMI_DEV.to_owned()), "{run}");
+}
+
+#[test]
+fn destroy_cleans_the_amis_of_the_project_the_environment_was_deployed_as() {
+    // qa was deployed with AXUM_ASG_PROJECT=teamb: its state says so, and destroy.sh removes
+    // teamb's AMIs even when run without the variable, never axum-asg's.
+    let stage = two_environments();
+    let mut terraform = stage.model("terraform.json");
+    terraform["workspaces"]["qa"] = json!({"ami_id": AMI_OTHER_PROJECT, "region": DEPLOYED_REGION,
+        "launch_template_id": "lt-0qa", "url": "http://127.0.0.1:9", "project": "other-project"});
+    stage.save_model("terraform.json", &terraform);
+    let run = stage.run("destroy.sh", &["--yes", "qa"], None);
+    run.assert_success();
+    assert!(
+        run.stderr
+            .contains("'qa' was deployed as project other-project"),
+        "{run}"
+    );
+    let lookup = run.one_call("aws ec2 describe-images");
+    assert!(
+        lookup.contains("Name=tag:Project,Values=other-project"),
+        "{run}"
+    );
+    assert!(
+        !stage.image_ids().contains(&AMI_OTHER_PROJECT.to_owned()),
+        "{run}"
+    );
+    assert!(stage.image_ids().contains(&AMI_UNUSED.to_owned()), "{run}");
 }
 
 #[test]

@@ -620,10 +620,10 @@ fn packer_template_builds_the_ami_the_stack_expects() {
     let name_text = template.text(ami_name);
     assert!(
         ami_local.starts_with("local.")
-            && name_text.starts_with("axum-asg-")
+            && name_text.starts_with("${var.project}-")
             && name_text.contains("formatdate(")
             && name_text.contains("timestamp()"),
-        "ami_name should be a local \"axum-asg-<formatdate(timestamp())>\", is {ami_name} = {name_text}"
+        "ami_name should be a local \"<var.project>-<formatdate(timestamp())>\", is {ami_name} = {name_text}"
     );
 
     let tags = template.object(attr(source, "tags"));
@@ -632,7 +632,12 @@ fn packer_template_builds_the_ami_the_stack_expects() {
         Some(ami_name),
         "the Name tag must be the AMI's name local"
     );
-    assert_eq!(tags.get("Project"), Some(&Expression::from("axum-asg")));
+    // The project comes from the variable apply.sh sets (AXUM_ASG_PROJECT), never a literal:
+    // destroy.sh finds the AMIs by this tag.
+    assert_eq!(
+        tags.get("Project").and_then(reference).as_deref(),
+        Some("var.project")
+    );
     assert_eq!(
         reference(&tags["GitRevision"]).as_deref(),
         Some("var.git_revision")
@@ -642,7 +647,10 @@ fn packer_template_builds_the_ami_the_stack_expects() {
         Some("var.inputs_hash")
     );
     let run_tags = template.object(attr(source, "run_tags"));
-    assert_eq!(run_tags.get("Project"), Some(&Expression::from("axum-asg")));
+    assert_eq!(
+        run_tags.get("Project").and_then(reference).as_deref(),
+        Some("var.project")
+    );
 
     let variables: BTreeSet<String> = template
         .blocks("variable", &[])
@@ -655,6 +663,7 @@ fn packer_template_builds_the_ami_the_stack_expects() {
         "region",
         "instance_type",
         "subnet_id",
+        "project",
     ] {
         assert!(
             variables.contains(needed),
@@ -774,4 +783,86 @@ fn packer_template_builds_the_ami_the_stack_expects() {
         reference(&custom["git_revision"]).as_deref(),
         Some("var.git_revision")
     );
+}
+
+/// The project name has one source: scripts/lib/common.sh chooses it (AXUM_ASG_PROJECT, with
+/// a default) and apply.sh passes it to Packer and Terraform, whose own defaults (for a
+/// direct `packer build` or `terraform apply`) must be the same name.
+#[test]
+fn the_project_name_defaults_agree_across_scripts_packer_and_terraform() {
+    let common =
+        std::fs::read_to_string(repo_root().join("scripts/lib/common.sh")).expect("read common.sh");
+    let line = common
+        .lines()
+        .find(|line| line.starts_with("PROJECT_NAME="))
+        .expect("PROJECT_NAME= in common.sh");
+    let scripts = line
+        .strip_prefix("PROJECT_NAME=${AXUM_ASG_PROJECT:-")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("PROJECT_NAME must default AXUM_ASG_PROJECT: {line}"));
+    let packer = blackbox::hcl_files::variable_default_in(
+        &repo_root().join("packer"),
+        ".pkr.hcl",
+        "project",
+    );
+    let terraform = blackbox::hcl_files::variable_default(&repo_root().join("infra"), "project");
+    assert_eq!(
+        packer,
+        serde_json::json!(scripts),
+        "Packer's project default"
+    );
+    assert_eq!(
+        terraform,
+        serde_json::json!(scripts),
+        "Terraform's project default"
+    );
+}
+
+/// The shipped unit under real systemd: scripts/check_unit_in_container.sh boots a
+/// systemd-nspawn container with the unit and the release binary and checks, inside, that
+/// the service answers, keeps its SQLite file in its state folder, runs its computation
+/// threads at nice 10, runs unprivileged under seccomp, and on SIGTERM drains (503 on the
+/// health path) and stops within its bounds with a clean result. It needs root:
+/// ./scripts/test.sh leaves this test out, saying so loudly, when it is not root.
+#[test]
+fn unit_runs_under_real_systemd_in_a_container() {
+    // The effective user, from /proc/self/status ("Uid: real effective saved fs").
+    let status = fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let effective = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .expect("an effective uid");
+    assert_eq!(
+        effective, "0",
+        "systemd-nspawn needs root: run ./scripts/test.sh as root (it leaves this test out otherwise)"
+    );
+    let binary = release_binary();
+    let output = Command::new("bash")
+        .arg(repo_root().join("scripts/check_unit_in_container.sh"))
+        .arg(&binary)
+        .output()
+        .expect("run check_unit_in_container.sh");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the unit misbehaved under systemd:\n{stdout}\n{stderr}"
+    );
+    for check in [
+        "PASS: GET /gtg = 200",
+        "PASS: SQLite lives in the state folder",
+        "PASS: user = candidates",
+        "PASS: Seccomp (2 = filter) = 2",
+        "PASS: nice of computation-",
+        "PASS: GET /gtg while draining = 503",
+        "PASS: stopped in ",
+        "PASS: result after SIGTERM = success",
+        "0 failed",
+    ] {
+        assert!(
+            stdout.contains(check),
+            "no '{check}' in:\n{stdout}\n{stderr}"
+        );
+    }
 }
