@@ -3,12 +3,13 @@
 
 use blackbox::{repo_root, run_script};
 
-const USER_SCRIPTS: [&str; 7] = [
+const USER_SCRIPTS: [&str; 8] = [
     "apply.sh",
     "destroy.sh",
     "scripts/bench.sh",
     "scripts/check_env.sh",
     "scripts/loadtest.sh",
+    "scripts/rehearse.sh",
     "scripts/scale.sh",
     "scripts/validate.sh",
 ];
