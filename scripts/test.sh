@@ -45,14 +45,21 @@ install_test_tools() {
 # else the first one found in the usual places), otherwise from the registry. The CLI
 # configuration that says so is written to .tools/terraform/ and exported for the tests.
 setup_terraform() {
-  local mirror=${TF_PROVIDER_MIRROR:-} found config=$TOOLS_DIR/terraform/cli.tfrc
+  local mirror=${TF_PROVIDER_MIRROR:-} found root roots=() config=$TOOLS_DIR/terraform/cli.tfrc
   require_cmd terraform "install Terraform 1.5 or newer: https://developer.hashicorp.com/terraform/install"
   if [ -z "$mirror" ]; then
-    found=$(find "$HOME/.terraform.d/plugins" "$HOME/.local/share/terraform/plugins" \
-      /usr/local/share/terraform/plugins /usr/share/terraform/plugins /opt /srv \
-      -maxdepth 7 -type f -name 'terraform-provider-aws_v*' \
-      -path '*/registry.terraform.io/hashicorp/aws/*' 2>/dev/null | sort | tail -n 1) || found=
-    mirror=${found%/registry.terraform.io/*}
+    for root in "$HOME/.terraform.d/plugins" "$HOME/.local/share/terraform/plugins" \
+      /usr/local/share/terraform/plugins /usr/share/terraform/plugins /opt /srv; do
+      [ -d "$root" ] && roots+=("$root")
+    done
+    found=
+    if [ "${#roots[@]}" -gt 0 ]; then
+      # A folder we may not read must not hide a mirror found elsewhere: find's status is
+      # not the answer, its output is.
+      found=$({ find "${roots[@]}" -maxdepth 7 -type f -name 'terraform-provider-aws_v*' \
+        -path '*/registry.terraform.io/hashicorp/aws/*' 2>/dev/null || true; } | sort | tail -n 1)
+    fi
+    [ -z "$found" ] || mirror=${found%/registry.terraform.io/*}
   fi
   mkdir -p "$TOOLS_DIR/terraform/plugin-cache"
   {
