@@ -8,7 +8,8 @@
 #                                                  (default dev): reads its URL from the
 #                                                  Terraform outputs and first waits for
 #                                                  healthy targets behind the load balancer
-# Options: --wait SECONDS   how long to wait for healthy targets (default 600)
+# Options: --wait SECONDS   how long to wait for healthy targets and then for the load
+#                           balancer to answer /gtg (default 600, both included)
 #
 # With --env and an HTTPS stack, the requests go to the URL's name (domain_name, which the
 # certificate covers and TLS is verified against) but connect to the load balancer itself
@@ -62,7 +63,9 @@ wait_for_deployed_stack() {
     [ "$SECONDS" -lt "$deadline" ] || die "no healthy target after ${wait_secs}s: check the ASG's activity and the instances' logs (journalctl -u candidates via Session Manager)"
     sleep 10
   done
-  wait_for_http "$base_url/gtg" 120 ${curl_args[@]+"${curl_args[@]}"} || die "$base_url/gtg does not answer 200"
+  # What is left of --wait, and a few seconds at least for a first answer.
+  wait_for_http "$base_url/gtg" "$(((deadline - SECONDS) > 5 ? deadline - SECONDS : 5))" \
+    ${curl_args[@]+"${curl_args[@]}"} || die "$base_url/gtg does not answer 200 within --wait ${wait_secs}s"
 }
 
 if [ -z "$base_url" ]; then
