@@ -464,6 +464,23 @@ async fn step_scaling_environment(stack: &Deployment, ami: &str, certificate_arn
         json!(max)
     );
 
+    // Orderings nothing in the references implies, as Terraform reads the configuration: the
+    // first instances need their role's permissions, the requests-per-target policy a
+    // listener routing to its target group.
+    assert_depends_on(
+        &plan,
+        "aws_autoscaling_group.this",
+        &[
+            "aws_iam_role_policy.candidates_table",
+            "aws_iam_role_policy_attachment.session_manager",
+        ],
+    );
+    assert_depends_on(
+        &plan,
+        "aws_autoscaling_policy.requests_target",
+        &["aws_lb_listener.http", "aws_lb_listener.https"],
+    );
+
     // Switching this HTTP stack to HTTPS: the port-80 listener becomes a redirect, without
     // the provider's "target_group_arn cannot be specified" warning.
     let https = stack
@@ -900,6 +917,28 @@ async fn plan_json(stack: &Deployment, workspace: &str, ami: &str, vars: &[Strin
         .await;
     shown.assert_success();
     serde_json::from_str(&shown.stdout).expect("plan JSON")
+}
+
+/// The resource `address` of the plan's configuration declares `depends_on` on each of
+/// `needed`.
+#[track_caller]
+fn assert_depends_on(plan: &Value, address: &str, needed: &[&str]) {
+    let resource = plan["configuration"]["root_module"]["resources"]
+        .as_array()
+        .expect("configured resources")
+        .iter()
+        .find(|resource| resource["address"] == json!(address))
+        .unwrap_or_else(|| panic!("no {address} in the configuration"));
+    let declared: BTreeSet<&str> = resource["depends_on"]
+        .as_array()
+        .map(|list| list.iter().map(text).collect())
+        .unwrap_or_default();
+    for dependency in needed {
+        assert!(
+            declared.contains(dependency),
+            "{address} does not depend on {dependency}: {declared:?}"
+        );
+    }
 }
 
 fn resource_change<'a>(plan: &'a Value, address: &str) -> &'a Value {
