@@ -6,6 +6,7 @@ mod aws;
 pub mod candidate;
 pub mod computation;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod instance;
 pub mod lifecycle;

@@ -86,12 +86,18 @@ async fn run(config: Config) -> Result<(), String> {
     };
     let policy = ShutdownPolicy {
         drain: config.shutdown_drain(),
-        // Every request is cut off at the request timeout, so this bounds the wait.
-        in_flight_limit: config.request_timeout() + Duration::from_secs(1),
+        in_flight_limit: config.in_flight_limit(),
     };
-    lifecycle::serve(listener, candidates::app(state), lifecycle, signals, policy)
-        .await
-        .map_err(|err| format!("server error: {err}"))
+    lifecycle::serve(
+        listener,
+        candidates::app(state),
+        lifecycle,
+        signals,
+        policy,
+        config.connection_limits(),
+    )
+    .await;
+    Ok(())
 }
 
 /// Keeps the metrics recorder's memory bounded between scrapes.

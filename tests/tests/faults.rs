@@ -361,3 +361,68 @@ async fn the_instance_id_comes_from_imds_then_the_host_name() {
     let hostname = String::from_utf8_lossy(&hostname.stdout).trim().to_owned();
     assert_eq!(detail(&nowhere, "instance-id").await, hostname);
 }
+
+/// Clients on kept-alive connections writing while SIGTERM arrives: during the drain
+/// every request is served; after it, a request is either answered in full or refused
+/// without an answer (never cut); and every acknowledged write is there after restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_keep_alive_clients_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let builder = ServiceBuilder::sqlite(&dir.path().join("candidates.db"))
+        .env("CANDIDATES_SHUTDOWN_DRAIN_SECS", 1);
+    let mut svc = builder.start().await;
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let http = blackbox::service::client();
+            let base = svc.base_url();
+            let acknowledged = std::sync::Arc::clone(&acknowledged);
+            tokio::spawn(async move {
+                for i in 0..10_000 {
+                    let name = format!("kept-{client}-{i}");
+                    match http.post(format!("{base}/candidate/{name}")).send().await {
+                        Ok(response) if response.status() == StatusCode::OK => {
+                            acknowledged.lock().expect("lock").push(name);
+                        }
+                        Ok(response) => panic!("{name}: {}", response.status()),
+                        // The listener has closed: the run is over.
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    svc.signal("TERM");
+    assert_eq!(svc.wait(Duration::from_secs(20)).await.code(), Some(0));
+    for client in clients {
+        client.await.expect("no client saw an error status");
+    }
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert!(
+        acknowledged.len() > 50,
+        "only {} writes",
+        acknowledged.len()
+    );
+
+    let restarted = builder.start().await;
+    let mut missing = Vec::new();
+    for chunk in acknowledged.chunks(100) {
+        let reads = chunk
+            .iter()
+            .map(|name| restarted.status_of(reqwest::Method::GET, format!("/candidate/{name}")));
+        let statuses = futures::future::join_all(reads).await;
+        missing.extend(
+            chunk
+                .iter()
+                .zip(statuses)
+                .filter(|(_, status)| *status != StatusCode::OK)
+                .map(|(name, _)| name.clone()),
+        );
+    }
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes lost: {missing:?}",
+        missing.len()
+    );
+}
