@@ -66,6 +66,13 @@ pub struct Config {
           value_parser = bounded("CANDIDATES_COMPUTATION_QUEUE", 0, 100_000))]
     pub computation_queue: u32,
 
+    /// A refused /computation (queue full) waits this long before its 503 is sent: a
+    /// client refused at once comes straight back, and a flood of such clients would
+    /// take the CPU the computations need. 0 answers at once.
+    #[arg(long, env = "CANDIDATES_COMPUTATION_REFUSAL_DELAY_MS", value_name = "MS", default_value_t = 100,
+          value_parser = bounded("CANDIDATES_COMPUTATION_REFUSAL_DELAY_MS", 0, 10_000))]
+    pub computation_refusal_delay_ms: u32,
+
     /// Longest time a request may take; past it the client gets 503. Store calls give
     /// up a little earlier so their own 503 wins.
     #[arg(long, env = "CANDIDATES_REQUEST_TIMEOUT_SECS", value_name = "SECS", default_value_t = 10,
@@ -131,7 +138,18 @@ impl Config {
                 self.computation_iterations, self.computation_max_iterations
             ));
         }
+        if self.computation_refusal_delay() >= self.request_timeout() {
+            return Err(format!(
+                "CANDIDATES_COMPUTATION_REFUSAL_DELAY_MS ({}) must be shorter than \
+                 CANDIDATES_REQUEST_TIMEOUT_SECS ({} s)",
+                self.computation_refusal_delay_ms, self.request_timeout_secs
+            ));
+        }
         Ok(self)
+    }
+
+    pub fn computation_refusal_delay(&self) -> Duration {
+        Duration::from_millis(u64::from(self.computation_refusal_delay_ms))
     }
 
     /// The time limits of every connection (see `connection`).
@@ -221,6 +239,10 @@ mod tests {
         assert_eq!(config.computation_queue, 64);
         assert_eq!(config.request_timeout(), Duration::from_secs(10));
         assert_eq!(
+            config.computation_refusal_delay(),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
             config.connection_limits(),
             ConnectionLimits {
                 header_read: Duration::from_secs(10),
@@ -286,6 +308,10 @@ mod tests {
                 "--keepalive-timeout-secs=x",
                 "CANDIDATES_KEEPALIVE_TIMEOUT_SECS",
             ),
+            (
+                "--computation-refusal-delay-ms=-1",
+                "CANDIDATES_COMPUTATION_REFUSAL_DELAY_MS",
+            ),
         ];
         for (flag, variable) in cases {
             let err = parse(&[flag]).expect_err(flag);
@@ -302,6 +328,15 @@ mod tests {
         .expect_err("iterations above the maximum");
         assert!(
             err.contains("CANDIDATES_COMPUTATION_MAX_ITERATIONS"),
+            "{err}"
+        );
+        let err = parse(&[
+            "--request-timeout-secs=1",
+            "--computation-refusal-delay-ms=1000",
+        ])
+        .expect_err("a refusal delay as long as the request timeout");
+        assert!(
+            err.contains("CANDIDATES_COMPUTATION_REFUSAL_DELAY_MS"),
             "{err}"
         );
     }

@@ -61,14 +61,18 @@ pub async fn compute(
             .map_err(|_| ApiError::Internal)?,
     };
 
-    let computed = state
-        .pool
-        .compute(seed.clone(), iterations)
-        .await
-        .map_err(|err| match err {
-            PoolError::QueueFull => ApiError::retry_later(err.to_string(), 1),
-            PoolError::Stopped => ApiError::Internal,
-        })?;
+    let computed = match state.pool.compute(seed.clone(), iterations).await {
+        Ok(computed) => computed,
+        Err(err @ PoolError::QueueFull) => {
+            // A refusal sent at once brings a client straight back; under a flood of
+            // such clients the runtime's threads (at normal priority) would spend on
+            // refusing the CPU the workers (at a lower one) need. Waiting costs a
+            // timer, not CPU.
+            tokio::time::sleep(state.limits.refusal_delay).await;
+            return Err(ApiError::overloaded(err.to_string()));
+        }
+        Err(PoolError::Stopped) => return Err(ApiError::Internal),
+    };
     Ok(Json(ComputationResult {
         hash: computed.hash,
         iterations,

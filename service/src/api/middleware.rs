@@ -1,59 +1,48 @@
-//! What every request passes through: access log and metrics, the request timeout,
-//! the body size limit, and panic containment.
+//! What every request passes through besides the access log: its request id, the
+//! request timeout, the body size limit, and panic containment.
 
 use std::any::Any;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics::{counter, histogram};
 
 use super::BODY_LIMIT_BYTES;
 use crate::error::ApiError;
 
-/// Route label for requests that matched no route: keeps metric cardinality bounded
-/// whatever paths clients make up.
-const UNMATCHED_ROUTE: &str = "unmatched";
+/// The header that carries a request's id, in the request and in its response.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+/// The longest request id taken from a client; a longer one is replaced.
+pub const MAX_REQUEST_ID_BYTES: usize = 128;
 
-/// One access-log line and the request metrics, labelled by the matched route (never
-/// the raw path, so `/candidate/{name}` is one series, not one per name).
-pub async fn observe(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
-        .to_owned();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-
-    let response = next.run(request).await;
-
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    let labels = [
-        ("method", method.to_string()),
-        ("route", route.clone()),
-        ("status", status.to_string()),
-    ];
-    counter!("http_requests_total", &labels).increment(1);
-    histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
-    tracing::info!(
-        method = %method,
-        route = %route,
-        status,
-        latency_ms = elapsed.as_micros() as f64 / 1000.0,
-        request_id = %request_id,
-        "request"
-    );
+/// Gives every request an id and echoes it in the response: the client's own when it is
+/// 1 to 128 printable ASCII characters without spaces, otherwise (absent, empty, too
+/// long, other bytes) a new UUID. A client's id ends up in logs and in responses, so
+/// neither can be made to carry kilobytes or control sequences.
+pub async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = match request.headers().get(REQUEST_ID_HEADER) {
+        Some(id) if is_acceptable_request_id(id.as_bytes()) => id.clone(),
+        _ => {
+            let id = new_request_id();
+            request.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
+            id
+        }
+    };
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(REQUEST_ID_HEADER, id);
     response
+}
+
+fn is_acceptable_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_BYTES).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic)
+}
+
+fn new_request_id() -> HeaderValue {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+    HeaderValue::from_str(id).expect("a UUID is a valid header value")
 }
 
 /// Past the configured time the client gets 503 and the handler is dropped, which also
@@ -96,4 +85,29 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .unwrap_or_else(|| "unknown panic".to_owned());
     tracing::error!(panic = %message, "handler panicked");
     ApiError::Internal.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_short_printable_ascii() {
+        assert!(is_acceptable_request_id(b"trace-me-42"));
+        assert!(is_acceptable_request_id(&[b'a'; MAX_REQUEST_ID_BYTES]));
+        assert!(is_acceptable_request_id(
+            b"Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8"
+        ));
+        for bad in [
+            &b""[..],
+            &[b'a'; MAX_REQUEST_ID_BYTES + 1],
+            b"has space",
+            b"tab\there",
+            "é".as_bytes(),
+            b"\x1b[31mred",
+        ] {
+            assert!(!is_acceptable_request_id(bad), "{bad:?}");
+        }
+        assert_eq!(new_request_id().len(), 36);
+    }
 }

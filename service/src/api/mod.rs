@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, the middleware every request passes through, and the
 //! responses for requests that match nothing.
 
+mod access_log;
 mod body;
 mod candidates;
 mod computation;
@@ -16,7 +17,9 @@ use axum::{Json, Router};
 use serde_json::json;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+pub use access_log::{CLIENT_CLOSED_STATUS, OTHER_METHOD, UNMATCHED_ROUTE, flush_refusal_log};
+pub use middleware::MAX_REQUEST_ID_BYTES;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -69,9 +72,8 @@ pub fn router(state: AppState) -> Router {
         // sees the final status (timeouts, panics, 413s included).
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(axum::middleware::from_fn(middleware::observe))
+                .layer(axum::middleware::from_fn(middleware::request_id))
+                .layer(axum::middleware::from_fn(access_log::observe))
                 .layer(CatchPanicLayer::custom(middleware::panic_response))
                 .layer(axum::middleware::from_fn_with_state(
                     request_timeout,
