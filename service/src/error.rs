@@ -5,7 +5,7 @@
 //! logged where they happen and never reach the client.
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -147,12 +147,6 @@ impl From<StoreError> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(err: PathRejection) -> Self {
         Self::bad_request(format!("invalid path: {}", err.body_text()))
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(err: QueryRejection) -> Self {
-        Self::bad_request(format!("invalid query string: {}", err.body_text()))
     }
 }
 

@@ -6,9 +6,11 @@ mod body;
 mod candidates;
 mod computation;
 mod health;
+mod listing;
 mod metrics;
 mod middleware;
 mod openapi;
+mod query;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
