@@ -105,7 +105,7 @@ async fn details_report_the_store_and_the_instance(backend: Backend) {
         assert_eq!(response.status(), StatusCode::OK, "{query}");
         assert_eq!(
             json_of(response).await,
-            json!({"connected": "true", "instance-id": "i-0abc1234567890def"})
+            json!({"connected": "true", "store": "ok", "instance-id": "i-0abc1234567890def"})
         );
     }
 }
@@ -305,6 +305,59 @@ async fn oversized_bodies_are_413_and_nothing_is_stored(backend: Backend) {
     expect_error(response, StatusCode::PAYLOAD_TOO_LARGE).await;
 
     expect_error(svc.get("/candidate/big").await, StatusCode::NOT_FOUND).await;
+
+    // 16 MiB sent in full, as a plain client does: it still reads its 413 rather than
+    // a broken pipe or a reset.
+    let (written, response) = upload(svc.addr, 16 * 1024 * 1024, false).await;
+    written.expect("the whole body is taken");
+    assert!(response.starts_with("HTTP/1.1 413 "), "{response}");
+    assert!(
+        response.contains(r#"{"error":"request body is larger than 16384 bytes"}"#),
+        "{response}"
+    );
+    // A client that waits for 100 Continue is answered at once and sends nothing.
+    let (_, response) = upload(svc.addr, 16 * 1024 * 1024, true).await;
+    assert!(response.starts_with("HTTP/1.1 413 "), "{response}");
+    expect_error(svc.get("/candidate/huge").await, StatusCode::NOT_FOUND).await;
+}
+
+/// POSTs a body of `length` bytes, writing it while reading the answer, as curl does:
+/// (whether everything was written, what was read until the server closed).
+async fn upload(
+    addr: std::net::SocketAddr,
+    length: usize,
+    expect_continue: bool,
+) -> (std::io::Result<()>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let expect = if expect_continue {
+        "Expect: 100-continue\r\n"
+    } else {
+        ""
+    };
+    let head = format!(
+        "POST /candidate/huge HTTP/1.1\r\nHost: x\r\n{expect}Content-Length: {length}\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).await.expect("head");
+    let writing = async move {
+        // Waiting for 100 Continue means sending nothing until the answer comes.
+        if !expect_continue {
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..length / chunk.len() {
+                writer.write_all(&chunk).await?;
+            }
+        }
+        writer.flush().await.map(|()| writer)
+    };
+    let reading = async move {
+        let mut answer = Vec::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(20), reader.read_to_end(&mut answer)).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let (written, answer) = tokio::join!(writing, reading);
+    (written.map(drop), answer)
 }
 
 async fn a_read_right_after_a_write_sees_it(backend: Backend) {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use blackbox::raw::RawConnection;
+use blackbox::raw::{RawConnection, exchange};
 use blackbox::{ServiceBuilder, eventually};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -210,6 +210,130 @@ async fn sigterm_still_finishes_a_request_in_flight_on_a_kept_alive_connection()
     // The connection is not kept for another request.
     assert!(connection.closed_within(Duration::from_secs(5)).await);
     assert_eq!(svc.wait(Duration::from_secs(10)).await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_1_1_without_exactly_one_valid_host_is_400_json() {
+    let svc = ServiceBuilder::memory().start().await;
+    for request in [
+        &b"GET /gtg HTTP/1.1\r\n\r\n"[..],
+        b"GET /gtg HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET /gtg HTTP/1.1\r\nHost: user@host\r\n\r\n",
+        b"GET /gtg HTTP/1.1\r\nHost: \r\n\r\n",
+        b"GET /gtg HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+    ] {
+        let response = exchange(svc.addr, request).await;
+        let shown = String::from_utf8_lossy(request);
+        assert_eq!(response.status, 400, "{shown}");
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/json"),
+            "{shown}"
+        );
+        assert!(
+            response.json()["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("Host")),
+            "{shown}"
+        );
+        assert_eq!(
+            response.header("x-request-id").map(str::len),
+            Some(36),
+            "{shown}"
+        );
+    }
+    // HTTP/1.0 may leave it out; HTTP/1.1 with one is fine.
+    assert_eq!(
+        exchange(svc.addr, b"GET /gtg HTTP/1.0\r\n\r\n")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(exchange(svc.addr, GTG).await.status, 200);
+    let logged = svc
+        .logs()
+        .into_iter()
+        .filter(|line| line["message"] == "request" && line["status"] == 400)
+        .count();
+    assert_eq!(logged, 5, "every refusal is in the access log");
+}
+
+/// The README's table of the answers hyper gives before the router sees a request:
+/// `| request | status |` rows between `<!-- BEGIN bare-errors -->` and its END.
+fn bare_error_table() -> Vec<(String, u16)> {
+    let readme = std::fs::read_to_string(blackbox::repo_root().join("README.md")).expect("README");
+    let start = readme
+        .find("<!-- BEGIN bare-errors -->")
+        .expect("the bare-errors table");
+    let end = readme.find("<!-- END bare-errors -->").expect("its end");
+    readme[start..end]
+        .lines()
+        .filter(|line| line.starts_with('|'))
+        .skip(2)
+        .map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+            // "`431`, no body": the status is the first three characters inside the quotes.
+            let status = cells[1]
+                .trim_start_matches('`')
+                .get(..3)
+                .unwrap_or_default();
+            (cells[0].to_owned(), status.parse().expect("a status"))
+        })
+        .collect()
+}
+
+/// Sends what a row of that table describes.
+fn request_for(row: &str) -> Vec<u8> {
+    if row.contains("malformed request line") {
+        b"GET /gtg HTTP/1.1 extra\r\nHost: x\r\n\r\n".to_vec()
+    } else if row.contains("malformed header") {
+        b"GET /gtg HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n".to_vec()
+    } else if row.contains("unknown HTTP version") {
+        b"GET /gtg HTTP/3.7\r\nHost: x\r\n\r\n".to_vec()
+    } else if row.contains("head over 64 KiB") {
+        let mut request = b"GET /gtg HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+        request.extend(std::iter::repeat_n(b'a', 70_000));
+        request.extend(b"\r\n\r\n");
+        request
+    } else if row.contains("URI over 64 KiB") {
+        format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)).into_bytes()
+    } else if row.contains("more than 100 header fields") {
+        let mut request = b"GET /gtg HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..101 {
+            request.extend(format!("X-H{i}: v\r\n").into_bytes());
+        }
+        request.extend(b"\r\n");
+        request
+    } else {
+        panic!("no request known for the README row {row:?}")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_hyper_refuses_get_the_bare_answers_the_readme_lists() {
+    let svc = ServiceBuilder::memory().start().await;
+    let rows = bare_error_table();
+    assert!(rows.len() >= 6, "{rows:?}");
+    for (row, status) in rows {
+        let mut connection = RawConnection::open(svc.addr).await;
+        // The server may answer and close before reading everything: ignore that.
+        let _ = connection.send(&request_for(&row)).await;
+        let response = connection.response(Duration::from_secs(10)).await;
+        assert_eq!(response.status, status, "{row}");
+        assert!(response.body.is_empty(), "{row}: a bare answer has no body");
+        assert_eq!(response.header("x-request-id"), None, "{row}");
+        assert!(
+            connection.closed_within(Duration::from_secs(5)).await,
+            "{row}: closed"
+        );
+    }
+    // Just under the limits, the router answers as usual.
+    let mut request = b"GET /gtg HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..99 {
+        request.extend(format!("X-H{i}: v\r\n").into_bytes());
+    }
+    request.extend(b"\r\n");
+    assert_eq!(exchange(svc.addr, &request).await.status, 200);
 }
 
 /// Only HTTP/1.x is served: the load balancer speaks HTTP/1.1 to its targets. A client

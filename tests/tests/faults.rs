@@ -362,6 +362,83 @@ async fn the_instance_id_comes_from_imds_then_the_host_name() {
     assert_eq!(detail(&nowhere, "instance-id").await, hostname);
 }
 
+/// A SQLite database whose write lock another process holds (a backup, a hand-run
+/// `sqlite3`) still answers reads: `?details` says "degraded" rather than all is well,
+/// and "ok" again once the lock is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sqlite_database_locked_by_another_process_is_reported_degraded() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("candidates.db");
+    let svc = ServiceBuilder::sqlite(&db).start().await;
+    assert_eq!(svc.post("/candidate/before").await.status(), StatusCode::OK);
+    assert_eq!(detail(&svc, "store").await, "ok");
+
+    let mut locker = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(120)\n",
+        )
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3");
+    let mut said = String::new();
+    let stdout = locker.stdout.take().expect("stdout");
+    tokio::io::AsyncBufReadExt::read_line(&mut tokio::io::BufReader::new(stdout), &mut said)
+        .await
+        .expect("read");
+    assert_eq!(said.trim(), "locked");
+
+    assert_eq!(detail(&svc, "store").await, "degraded");
+    assert_eq!(connected(&svc).await, "true", "reads still work");
+    assert_eq!(svc.get("/candidate/before").await.status(), StatusCode::OK);
+    // The load balancer's check is shallow on purpose: still 200.
+    assert_eq!(svc.get("/gtg").await.status(), StatusCode::OK);
+
+    locker.kill().await.expect("kill the locker");
+    eventually(
+        "the store to be ok again",
+        Duration::from_secs(10),
+        || async { (detail(&svc, "store").await == "ok").then_some(()) },
+    )
+    .await;
+    assert_eq!(svc.post("/candidate/after").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_after_acknowledged_writes_loses_none_of_them_on_dynamodb() {
+    let moto = Moto::shared();
+    let table = moto.new_table().await;
+    let builder = ServiceBuilder::dynamodb(&moto, &table);
+    let mut svc = builder.start().await;
+    let names: Vec<String> = (0..200).map(|i| format!("durable {i}")).collect();
+    let writes = names.iter().map(|name| {
+        let url = svc.url(&format!("/candidate/{}", encode_segment(name)));
+        let client = svc.client().clone();
+        async move { client.post(url).send().await.map(|r| r.status()) }
+    });
+    for status in futures::future::join_all(writes).await {
+        assert_eq!(status.expect("acknowledged"), StatusCode::OK);
+    }
+    svc.signal("KILL");
+    svc.wait(Duration::from_secs(10)).await;
+
+    let restarted = builder.start().await;
+    for name in &names {
+        let path = format!("/candidate/{}", encode_segment(name));
+        assert_eq!(
+            restarted.get(&path).await.status(),
+            StatusCode::OK,
+            "{name}"
+        );
+    }
+}
+
 /// Clients on kept-alive connections writing while SIGTERM arrives: during the drain
 /// every request is served; after it, a request is either answered in full or refused
 /// without an answer (never cut); and every acknowledged write is there after restart.

@@ -1,11 +1,13 @@
 //! What every request passes through besides the access log: its request id, the
-//! request timeout, the body size limit, and panic containment.
+//! `Host` rule of HTTP/1.1, the request timeout, the body size limit, and panic
+//! containment.
 
 use std::any::Any;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::uri::Authority;
+use axum::http::{HeaderName, HeaderValue, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -45,6 +47,42 @@ fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(id).expect("a UUID is a valid header value")
 }
 
+/// RFC 9112, section 3.2: an HTTP/1.1 request without `Host`, or any request with more
+/// than one `Host` or an invalid one, is answered 400.
+pub async fn require_valid_host(request: Request, next: Next) -> Response {
+    match host_problem(&request) {
+        Some(problem) => ApiError::bad_request(problem).into_response(),
+        None => next.run(request).await,
+    }
+}
+
+fn host_problem(request: &Request) -> Option<&'static str> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if request.version() == Version::HTTP_11 => {
+            Some("an HTTP/1.1 request must have a Host header")
+        }
+        (Some(_), Some(_)) => Some("a request must have at most one Host header"),
+        (Some(host), None) if !is_valid_host(host) => Some("the Host header is not a valid host"),
+        _ => None,
+    }
+}
+
+/// `host[:port]` with a numeric port, as a URI's authority without user information.
+fn is_valid_host(value: &HeaderValue) -> bool {
+    let Some(authority) = value
+        .to_str()
+        .ok()
+        .and_then(|host| host.parse::<Authority>().ok())
+    else {
+        return false;
+    };
+    // After an IPv6 literal's `]`, or in the whole value: a `:` must start a port.
+    let after_literal = authority.as_str().rsplit(']').next().unwrap_or_default();
+    !authority.as_str().contains('@')
+        && (!after_literal.contains(':') || authority.port_u16().is_some())
+}
+
 /// Past the configured time the client gets 503 and the handler is dropped, which also
 /// cancels whatever it was waiting for (a store call, a queued computation).
 pub async fn enforce_timeout(
@@ -68,7 +106,13 @@ pub async fn refuse_large_bodies(request: Request, next: Next) -> Response {
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
         Some(length) if length > BODY_LIMIT_BYTES as u64 => {
-            super::body::refuse(request.into_body(), length)
+            // A client that waits for `100 Continue` has not sent its body: answer at
+            // once rather than inviting it.
+            let waits_for_continue = request
+                .headers()
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            super::body::refuse(request.into_body(), waits_for_continue)
                 .await
                 .into_response()
         }
@@ -91,6 +135,14 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 mod tests {
     use super::*;
 
+    fn request(version: Version, hosts: &[&str]) -> Request {
+        let mut builder = Request::builder().uri("/gtg").version(version);
+        for host in hosts {
+            builder = builder.header(header::HOST, *host);
+        }
+        builder.body(axum::body::Body::empty()).expect("request")
+    }
+
     #[test]
     fn request_ids_are_short_printable_ascii() {
         assert!(is_acceptable_request_id(b"trace-me-42"));
@@ -109,5 +161,31 @@ mod tests {
             assert!(!is_acceptable_request_id(bad), "{bad:?}");
         }
         assert_eq!(new_request_id().len(), 36);
+    }
+
+    #[test]
+    fn host_follows_rfc_9112() {
+        assert_eq!(
+            host_problem(&request(Version::HTTP_11, &["example.com"])),
+            None
+        );
+        assert_eq!(
+            host_problem(&request(Version::HTTP_11, &["127.0.0.1:8000"])),
+            None
+        );
+        assert_eq!(
+            host_problem(&request(Version::HTTP_11, &["[::1]:8000"])),
+            None
+        );
+        // HTTP/1.0 may leave it out.
+        assert_eq!(host_problem(&request(Version::HTTP_10, &[])), None);
+        assert!(host_problem(&request(Version::HTTP_11, &[])).is_some());
+        assert!(host_problem(&request(Version::HTTP_10, &["a", "b"])).is_some());
+        for bad in ["", "user@host", "a b", "host:port", "/path"] {
+            assert!(
+                host_problem(&request(Version::HTTP_11, &[bad])).is_some(),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -71,12 +71,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Outermost first: the request id exists before anything logs, the access log
-        // sees the final status (timeouts, panics, 413s included).
+        // sees the final status (400s for a bad Host, timeouts, panics, 413s included).
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(middleware::request_id))
                 .layer(axum::middleware::from_fn(access_log::observe))
                 .layer(CatchPanicLayer::custom(middleware::panic_response))
+                .layer(axum::middleware::from_fn(middleware::require_valid_host))
                 .layer(axum::middleware::from_fn_with_state(
                     request_timeout,
                     middleware::enforce_timeout,
