@@ -1,12 +1,11 @@
 //! What every request passes through besides the access log: its request id, the
-//! `Host` rule of HTTP/1.1, the request timeout, the body size limit, and panic
-//! containment.
+//! request timeout, the checks of its head (the `Host` rule of HTTP/1.1, the body size
+//! limit), and panic containment.
 
 use std::any::Any;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::uri::Authority;
 use axum::http::{HeaderName, HeaderValue, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -49,13 +48,6 @@ fn new_request_id() -> HeaderValue {
 
 /// RFC 9112, section 3.2: an HTTP/1.1 request without `Host`, or any request with more
 /// than one `Host` or an invalid one, is answered 400.
-pub async fn require_valid_host(request: Request, next: Next) -> Response {
-    match host_problem(&request) {
-        Some(problem) => ApiError::bad_request(problem).into_response(),
-        None => next.run(request).await,
-    }
-}
-
 fn host_problem(request: &Request) -> Option<&'static str> {
     let mut hosts = request.headers().get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
@@ -68,19 +60,57 @@ fn host_problem(request: &Request) -> Option<&'static str> {
     }
 }
 
-/// `host[:port]` with a numeric port, as a URI's authority without user information.
+/// `host[:port]` as RFC 3986 spells a URI's host (a registered name, an IPv4 address or
+/// a bracketed IPv6 literal) and port (digits), checked byte by byte without allocating.
 fn is_valid_host(value: &HeaderValue) -> bool {
-    let Some(authority) = value
-        .to_str()
-        .ok()
-        .and_then(|host| host.parse::<Authority>().ok())
-    else {
-        return false;
+    let value = value.as_bytes();
+    let (host, port) = match value.strip_prefix(b"[") {
+        Some(literal) => match literal.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let address = &literal[..end];
+                let valid = !address.is_empty()
+                    && address
+                        .iter()
+                        .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+                if !valid {
+                    return false;
+                }
+                (&b"ipv6"[..], &literal[end + 1..])
+            }
+            None => return false,
+        },
+        None => match value.iter().rposition(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &b""[..]),
+        },
     };
-    // After an IPv6 literal's `]`, or in the whole value: a `:` must start a port.
-    let after_literal = authority.as_str().rsplit(']').next().unwrap_or_default();
-    !authority.as_str().contains('@')
-        && (!after_literal.contains(':') || authority.port_u16().is_some())
+    let port_ok = port.is_empty()
+        || port.strip_prefix(b":").is_some_and(|digits| {
+            (1..=5).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit)
+        });
+    let host_ok = !host.is_empty()
+        && host.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b'%'
+                )
+        });
+    host_ok && port_ok
 }
 
 /// Past the configured time the client gets 503 and the handler is dropped, which also
@@ -96,9 +126,13 @@ pub async fn enforce_timeout(
     }
 }
 
-/// Refuses a body declared larger than the limit before any handler runs; bodies of
-/// unknown length are cut off by the handlers that read them (`body::discard`).
-pub async fn refuse_large_bodies(request: Request, next: Next) -> Response {
+/// Refuses, before any handler runs, a request whose head is unacceptable: a `Host`
+/// that breaks RFC 9112 (400), or a body declared larger than the limit (413; bodies of
+/// unknown length are cut off by the handlers that read them, `body::discard`).
+pub async fn check_request_head(request: Request, next: Next) -> Response {
+    if let Some(problem) = host_problem(&request) {
+        return ApiError::bad_request(problem).into_response();
+    }
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -173,15 +207,36 @@ mod tests {
             host_problem(&request(Version::HTTP_11, &["127.0.0.1:8000"])),
             None
         );
-        assert_eq!(
-            host_problem(&request(Version::HTTP_11, &["[::1]:8000"])),
-            None
-        );
+        for good in [
+            "[::1]:8000",
+            "[::1]",
+            "10.0.0.1:80",
+            "my-alb-123.eu-west-1.elb.amazonaws.com",
+        ] {
+            assert_eq!(
+                host_problem(&request(Version::HTTP_11, &[good])),
+                None,
+                "{good}"
+            );
+        }
         // HTTP/1.0 may leave it out.
         assert_eq!(host_problem(&request(Version::HTTP_10, &[])), None);
         assert!(host_problem(&request(Version::HTTP_11, &[])).is_some());
         assert!(host_problem(&request(Version::HTTP_10, &["a", "b"])).is_some());
-        for bad in ["", "user@host", "a b", "host:port", "/path"] {
+        for bad in [
+            "",
+            "user@host",
+            "a b",
+            "host:port",
+            "/path",
+            "host:",
+            ":80",
+            "[::1",
+            "[]:80",
+            "[::1]x",
+            "a:123456",
+            "é.example",
+        ] {
             assert!(
                 host_problem(&request(Version::HTTP_11, &[bad])).is_some(),
                 "{bad:?}"

@@ -77,12 +77,11 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::middleware::from_fn(middleware::request_id))
                 .layer(axum::middleware::from_fn(access_log::observe))
                 .layer(CatchPanicLayer::custom(middleware::panic_response))
-                .layer(axum::middleware::from_fn(middleware::require_valid_host))
                 .layer(axum::middleware::from_fn_with_state(
                     request_timeout,
                     middleware::enforce_timeout,
                 ))
-                .layer(axum::middleware::from_fn(middleware::refuse_large_bodies)),
+                .layer(axum::middleware::from_fn(middleware::check_request_head)),
         )
         .with_state(state)
 }
