@@ -93,9 +93,15 @@ impl PageLimit {
     pub const MIN: u16 = 1;
     pub const MAX: u16 = 1000;
     pub const DEFAULT: PageLimit = PageLimit(100);
+    /// The largest page: what a streamed listing fetches at a time.
+    pub const MAX_PAGE: PageLimit = PageLimit(Self::MAX);
 
+    /// Digits only: no sign, no spaces (`%205`), no `+`.
     pub fn parse(raw: &str) -> Result<Self, LimitError> {
-        let value: u16 = raw.trim().parse().map_err(|_| LimitError)?;
+        if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(LimitError);
+        }
+        let value: u16 = raw.parse().map_err(|_| LimitError)?;
         Self::new(value)
     }
 
@@ -251,7 +257,9 @@ mod tests {
     fn page_limit_accepts_1_to_1000_only() {
         assert_eq!(PageLimit::parse("1").map(PageLimit::get), Ok(1));
         assert_eq!(PageLimit::parse("1000").map(PageLimit::get), Ok(1000));
-        for bad in ["0", "1001", "-1", "abc", "", "1.5", "65536"] {
+        for bad in [
+            "0", "1001", "-1", "abc", "", "1.5", "65536", " 5", "5 ", "+5", "\t5",
+        ] {
             assert_eq!(PageLimit::parse(bad), Err(LimitError), "{bad:?}");
         }
         assert_eq!(PageLimit::DEFAULT.get(), 100);

@@ -6,6 +6,11 @@
 //! runtime's threads first, which is what keeps `/gtg` fast for the load balancer.
 //! The queue in front of them is bounded; when it is full the caller is told to retry
 //! (503) instead of piling up work that would only time out.
+//!
+//! Admission counts jobs, not channel slots: `workers + queue` jobs are admitted at
+//! once, and a job gives its place back before its result is sent. Counting the
+//! channel's free slots instead refused work whenever a client's next request arrived
+//! before the worker that had just answered it came back to take a job.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -86,6 +91,29 @@ struct Job {
     seed: String,
     iterations: u32,
     reply: oneshot::Sender<Computed>,
+    /// Held until the job is done, cancelled or skipped.
+    place: Place,
+}
+
+/// One of the pool's `workers + queue` places, taken at admission.
+#[derive(Debug)]
+struct Place(Arc<AtomicUsize>);
+
+impl Place {
+    fn take(admitted: &Arc<AtomicUsize>, capacity: usize) -> Option<Self> {
+        admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < capacity).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(Arc::clone(admitted)))
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A fixed set of worker threads behind a bounded queue.
@@ -93,6 +121,8 @@ struct Job {
 pub struct ComputationPool {
     sender: Sender<Job>,
     busy: Arc<AtomicUsize>,
+    /// Jobs admitted and not finished: queued or running.
+    admitted: Arc<AtomicUsize>,
     workers: usize,
     queue_capacity: usize,
 }
@@ -101,7 +131,8 @@ impl ComputationPool {
     /// Starts `workers` threads. `queue_capacity` jobs may wait for a free worker; with
     /// 0 a job is accepted only when a worker is idle.
     pub fn start(workers: NonZeroUsize, queue_capacity: usize) -> Self {
-        let (sender, receiver) = crossbeam_channel::bounded(queue_capacity);
+        // Never full: at most `workers + queue_capacity` jobs are admitted at a time.
+        let (sender, receiver) = crossbeam_channel::bounded(workers.get() + queue_capacity);
         let busy = Arc::new(AtomicUsize::new(0));
         for index in 0..workers.get() {
             let receiver = receiver.clone();
@@ -114,6 +145,7 @@ impl ComputationPool {
         Self {
             sender,
             busy,
+            admitted: Arc::new(AtomicUsize::new(0)),
             workers: workers.get(),
             queue_capacity,
         }
@@ -149,18 +181,21 @@ impl ComputationPool {
     /// Runs the chain on a worker. Dropping the returned future (the client went away,
     /// the request timed out) cancels the job, queued or running.
     pub async fn compute(&self, seed: String, iterations: u32) -> Result<Computed, PoolError> {
+        let Some(place) = Place::take(&self.admitted, self.workers + self.queue_capacity) else {
+            counter!("computation_rejected_total").increment(1);
+            return Err(PoolError::QueueFull);
+        };
         let (reply, done) = oneshot::channel();
         let job = Job {
             seed,
             iterations,
             reply,
+            place,
         };
         if let Err(refused) = self.sender.try_send(job) {
             return Err(match refused {
-                TrySendError::Full(_) => {
-                    counter!("computation_rejected_total").increment(1);
-                    PoolError::QueueFull
-                }
+                // Cannot happen (see `start`), but refusing is the safe answer.
+                TrySendError::Full(_) => PoolError::QueueFull,
                 TrySendError::Disconnected(_) => PoolError::Stopped,
             });
         }
@@ -182,10 +217,14 @@ fn work(receiver: &Receiver<Job>, busy: &AtomicUsize) {
         });
         let elapsed = started.elapsed();
         busy.fetch_sub(1, Ordering::Relaxed);
+        let Job { reply, place, .. } = job;
+        // The place is free before the result leaves: a client that sends its next
+        // request as soon as it has this answer finds it free.
+        drop(place);
         match outcome {
             Chain::Done(hash) => {
                 // The receiver may have gone in the meantime; nothing left to do then.
-                let _ = job.reply.send(Computed { hash, elapsed });
+                let _ = reply.send(Computed { hash, elapsed });
             }
             Chain::Cancelled => counter!("computation_abandoned_total").increment(1),
         }
@@ -261,6 +300,21 @@ mod tests {
         while !condition() {
             assert!(Instant::now() < deadline, "timed out waiting until {what}");
             tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// A client that sends its next job the moment it has its answer is never refused,
+    /// however the worker thread is scheduled: the job's place is free before the
+    /// answer is sent.
+    #[tokio::test]
+    async fn workers_plus_queue_jobs_in_a_closed_loop_are_never_refused() {
+        let pool = ComputationPool::start(NonZeroUsize::MIN, 0);
+        for round in 0..2_000 {
+            assert_eq!(
+                pool.compute("abc".into(), 1).await.map(|c| c.hash),
+                Ok(md5_chain("abc", 1)),
+                "round {round}"
+            );
         }
     }
 

@@ -11,11 +11,17 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::connection::ConnectionLimits;
 use crate::store::StoreUrl;
 
 /// The port the service listens on by default; the load balancer's target group uses
 /// the same one.
 pub const DEFAULT_PORT: u16 = 8000;
+
+/// How long an idle keep-alive connection is kept by default: longer than the load
+/// balancer's idle timeout (60 s), so the load balancer is the side that closes it and
+/// never sends a request on a connection this side is closing (which it answers 502).
+pub const DEFAULT_KEEPALIVE_TIMEOUT_SECS: u32 = 75;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -60,11 +66,31 @@ pub struct Config {
           value_parser = bounded("CANDIDATES_COMPUTATION_QUEUE", 0, 100_000))]
     pub computation_queue: u32,
 
+    /// A refused /computation (queue full) waits this long before its 503 is sent: a
+    /// client refused at once comes straight back, and a flood of such clients would
+    /// take the CPU the computations need. 0 answers at once.
+    #[arg(long, env = "CANDIDATES_COMPUTATION_REFUSAL_DELAY_MS", value_name = "MS", default_value_t = 100,
+          value_parser = bounded("CANDIDATES_COMPUTATION_REFUSAL_DELAY_MS", 0, 10_000))]
+    pub computation_refusal_delay_ms: u32,
+
     /// Longest time a request may take; past it the client gets 503. Store calls give
     /// up a little earlier so their own 503 wins.
     #[arg(long, env = "CANDIDATES_REQUEST_TIMEOUT_SECS", value_name = "SECS", default_value_t = 10,
           value_parser = bounded("CANDIDATES_REQUEST_TIMEOUT_SECS", 1, 300))]
     pub request_timeout_secs: u32,
+
+    /// Longest a client may take to send a request head (request line and headers),
+    /// counted from the connection's start or from the first byte after an idle spell;
+    /// then the connection is closed.
+    #[arg(long, env = "CANDIDATES_HEADER_READ_TIMEOUT_SECS", value_name = "SECS", default_value_t = 10,
+          value_parser = bounded("CANDIDATES_HEADER_READ_TIMEOUT_SECS", 1, 300))]
+    pub header_read_timeout_secs: u32,
+
+    /// Longest a keep-alive connection may wait idle for its next request. Keep it above
+    /// the load balancer's idle timeout (60 s), so that the load balancer closes first.
+    #[arg(long, env = "CANDIDATES_KEEPALIVE_TIMEOUT_SECS", value_name = "SECS", default_value_t = DEFAULT_KEEPALIVE_TIMEOUT_SECS,
+          value_parser = bounded("CANDIDATES_KEEPALIVE_TIMEOUT_SECS", 1, 3600))]
+    pub keepalive_timeout_secs: u32,
 
     /// On SIGTERM or Ctrl-C, keep serving this long with /gtg answering 503 so a load
     /// balancer stops sending traffic, then stop accepting and finish in-flight requests
@@ -112,7 +138,33 @@ impl Config {
                 self.computation_iterations, self.computation_max_iterations
             ));
         }
+        if self.computation_refusal_delay() >= self.request_timeout() {
+            return Err(format!(
+                "CANDIDATES_COMPUTATION_REFUSAL_DELAY_MS ({}) must be shorter than \
+                 CANDIDATES_REQUEST_TIMEOUT_SECS ({} s)",
+                self.computation_refusal_delay_ms, self.request_timeout_secs
+            ));
+        }
         Ok(self)
+    }
+
+    pub fn computation_refusal_delay(&self) -> Duration {
+        Duration::from_millis(u64::from(self.computation_refusal_delay_ms))
+    }
+
+    /// The time limits of every connection (see `connection`).
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read: Duration::from_secs(u64::from(self.header_read_timeout_secs)),
+            keep_alive: Duration::from_secs(u64::from(self.keepalive_timeout_secs)),
+            response: self.in_flight_limit(),
+        }
+    }
+
+    /// Handlers are cut off at the request timeout; a second more covers sending the
+    /// response. Past it a connection is closed, and shutdown stops waiting for it.
+    pub fn in_flight_limit(&self) -> Duration {
+        self.request_timeout() + Duration::from_secs(1)
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -186,6 +238,18 @@ mod tests {
         assert_eq!(config.computation_iterations, 50_000);
         assert_eq!(config.computation_queue, 64);
         assert_eq!(config.request_timeout(), Duration::from_secs(10));
+        assert_eq!(
+            config.computation_refusal_delay(),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            config.connection_limits(),
+            ConnectionLimits {
+                header_read: Duration::from_secs(10),
+                keep_alive: Duration::from_secs(75),
+                response: Duration::from_secs(11),
+            }
+        );
         assert_eq!(config.shutdown_drain(), Duration::ZERO);
         assert_eq!(config.log_format, LogFormat::Auto);
         assert!(config.workers().get() >= 1);
@@ -236,6 +300,18 @@ mod tests {
                 "--shutdown-drain-secs=9999",
                 "CANDIDATES_SHUTDOWN_DRAIN_SECS",
             ),
+            (
+                "--header-read-timeout-secs=0",
+                "CANDIDATES_HEADER_READ_TIMEOUT_SECS",
+            ),
+            (
+                "--keepalive-timeout-secs=x",
+                "CANDIDATES_KEEPALIVE_TIMEOUT_SECS",
+            ),
+            (
+                "--computation-refusal-delay-ms=-1",
+                "CANDIDATES_COMPUTATION_REFUSAL_DELAY_MS",
+            ),
         ];
         for (flag, variable) in cases {
             let err = parse(&[flag]).expect_err(flag);
@@ -252,6 +328,15 @@ mod tests {
         .expect_err("iterations above the maximum");
         assert!(
             err.contains("CANDIDATES_COMPUTATION_MAX_ITERATIONS"),
+            "{err}"
+        );
+        let err = parse(&[
+            "--request-timeout-secs=1",
+            "--computation-refusal-delay-ms=1000",
+        ])
+        .expect_err("a refusal delay as long as the request timeout");
+        assert!(
+            err.contains("CANDIDATES_COMPUTATION_REFUSAL_DELAY_MS"),
             "{err}"
         );
     }

@@ -5,7 +5,7 @@
 //! logged where they happen and never reach the client.
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -30,6 +30,10 @@ pub enum ApiError {
         message: String,
         retry_after_secs: Option<u64>,
     },
+    /// Load shedding: a bounded resource is full, the client should come back in a
+    /// second. Marked with [`LoadShed`] so the access log can aggregate a flood of them.
+    #[error("{0}")]
+    Overloaded(String),
     #[error("internal error")]
     Internal,
 }
@@ -51,6 +55,11 @@ impl ApiError {
         }
     }
 
+    /// 503 with `Retry-After: 1`, marked as load shedding.
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        Self::Overloaded(message.into())
+    }
+
     /// 503 without a hint: this process will not serve it (it is shutting down).
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::Unavailable {
@@ -65,7 +74,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -84,6 +93,12 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
+            Self::Overloaded(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response.extensions_mut().insert(LoadShed);
+            }
             // The rest of the body is never read, so the connection cannot carry another
             // request: say so, or a client may reuse it and see it reset.
             Self::PayloadTooLarge { .. } => {
@@ -96,6 +111,10 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Marks a response that refused its request to shed load (see `ApiError::Overloaded`).
+#[derive(Debug, Clone, Copy)]
+pub struct LoadShed;
 
 impl From<NameError> for ApiError {
     fn from(err: NameError) -> Self {
@@ -131,12 +150,6 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-impl From<QueryRejection> for ApiError {
-    fn from(err: QueryRejection) -> Self {
-        Self::bad_request(format!("invalid query string: {}", err.body_text()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +177,7 @@ mod tests {
                 "request body is larger than 10 bytes",
             ),
             (ApiError::retry_later("busy", 1), 503, "busy"),
+            (ApiError::overloaded("queue full"), 503, "queue full"),
             (ApiError::unavailable("draining"), 503, "draining"),
             (ApiError::Internal, 500, "internal error"),
         ];
@@ -181,8 +195,12 @@ mod tests {
 
     #[tokio::test]
     async fn unavailable_tells_the_client_when_to_retry() {
-        let response = ApiError::retry_later("queue full", 2).into_response();
+        let response = ApiError::retry_later("store down", 2).into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        assert!(response.extensions().get::<LoadShed>().is_none());
+        let shed = ApiError::overloaded("queue full").into_response();
+        assert_eq!(shed.headers()[header::RETRY_AFTER], "1");
+        assert!(shed.extensions().get::<LoadShed>().is_some());
         for no_hint in [
             ApiError::bad_request("x"),
             ApiError::unavailable("draining"),

@@ -6,6 +6,7 @@ mod aws;
 pub mod candidate;
 pub mod computation;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod instance;
 pub mod lifecycle;
@@ -50,6 +51,8 @@ pub struct Limits {
     pub default_iterations: u32,
     pub max_iterations: u32,
     pub request_timeout: Duration,
+    /// How long a refused computation waits before its 503 is sent.
+    pub refusal_delay: Duration,
 }
 
 /// The application router with all its middleware.

@@ -2,19 +2,21 @@
 //!
 //! On SIGTERM or Ctrl-C: `/gtg` turns 503 at once so the load balancer marks this target
 //! unhealthy, the server keeps serving for the drain period (traffic already routed here
-//! still succeeds), then it stops accepting connections and waits for in-flight
-//! requests, at most `in_flight_limit`, and returns. A second signal ends the drain early.
+//! still succeeds), then it stops accepting connections, closes those with no request in
+//! flight, waits for the requests in flight, at most `in_flight_limit`, and returns. A
+//! second signal ends the drain early.
 
-use std::future::IntoFuture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
+use axum::serve::{Listener, ListenerExt};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
+
+use crate::connection::{self, ConnectionLimits};
 
 /// Whether the process is on its way out; shared by the server and the health check.
 #[derive(Clone, Debug, Default)]
@@ -71,10 +73,10 @@ pub async fn serve(
     lifecycle: Lifecycle,
     mut signals: Signals,
     policy: ShutdownPolicy,
-) -> std::io::Result<()> {
-    let (closed_tx, closed_rx) = oneshot::channel::<()>();
+    limits: ConnectionLimits,
+) {
     let drain = policy.drain;
-    let shutdown = async move {
+    let shutdown_requested = async move {
         let first = signals.recv().await;
         lifecycle.start_draining();
         tracing::info!(
@@ -88,36 +90,42 @@ pub async fn serve(
                 tracing::info!(signal = second, "second signal; ending the drain early");
             }
         }
-        tracing::info!("listener closed; finishing in-flight requests");
-        let _ = closed_tx.send(());
     };
+    tokio::pin!(shutdown_requested);
 
     // Small responses must leave at once, not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
+    let mut listener = listener.tap_io(|tcp| {
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
     });
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .into_future();
-    let in_flight_deadline = async {
-        match closed_rx.await {
-            Ok(()) => tokio::time::sleep(policy.in_flight_limit).await,
-            Err(_) => std::future::pending().await,
+    let (stop, stopping) = watch::channel(false);
+    // Every connection holds a receiver; `closed()` resolves once all have ended.
+    let (all_closed, open_connection) = watch::channel(());
+    loop {
+        tokio::select! {
+            (stream, _peer) = listener.accept() => {
+                let app = app.clone();
+                let stopping = stopping.clone();
+                let open = open_connection.clone();
+                tokio::spawn(async move {
+                    connection::serve(stream, app, limits, stopping).await;
+                    drop(open);
+                });
+            }
+            () = &mut shutdown_requested => break,
         }
-    };
-    tokio::select! {
-        result = server => {
-            tracing::info!("stopped");
-            result
-        }
-        () = in_flight_deadline => {
-            tracing::warn!(
-                limit_secs = policy.in_flight_limit.as_secs(),
-                "in-flight requests did not finish in time; stopping anyway"
-            );
-            Ok(())
-        }
+    }
+    drop(listener);
+    drop(open_connection);
+    tracing::info!("listener closed; finishing in-flight requests");
+    // Idle connections close now; busy ones after their response.
+    let _ = stop.send(true);
+    match tokio::time::timeout(policy.in_flight_limit, all_closed.closed()).await {
+        Ok(()) => tracing::info!("stopped"),
+        Err(_) => tracing::warn!(
+            limit_secs = policy.in_flight_limit.as_secs(),
+            "in-flight requests did not finish in time; stopping anyway"
+        ),
     }
 }

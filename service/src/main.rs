@@ -9,7 +9,7 @@ use candidates::config::Config;
 use candidates::instance::InstanceIdentity;
 use candidates::lifecycle::{self, Lifecycle, ShutdownPolicy, Signals};
 use candidates::store::{self, StoreTimeouts};
-use candidates::{AppState, Limits, telemetry};
+use candidates::{AppState, Limits, api, telemetry};
 
 // mimalloc: fewer page faults and less lock contention than glibc malloc under many
 // small, short-lived allocations (request parsing, JSON), measured in docs/BENCHMARKS.md.
@@ -82,23 +82,34 @@ async fn run(config: Config) -> Result<(), String> {
             default_iterations: config.computation_iterations,
             max_iterations: config.computation_max_iterations,
             request_timeout: config.request_timeout(),
+            refusal_delay: config.computation_refusal_delay(),
         },
     };
     let policy = ShutdownPolicy {
         drain: config.shutdown_drain(),
-        // Every request is cut off at the request timeout, so this bounds the wait.
-        in_flight_limit: config.request_timeout() + Duration::from_secs(1),
+        in_flight_limit: config.in_flight_limit(),
     };
-    lifecycle::serve(listener, candidates::app(state), lifecycle, signals, policy)
-        .await
-        .map_err(|err| format!("server error: {err}"))
+    lifecycle::serve(
+        listener,
+        candidates::app(state),
+        lifecycle,
+        signals,
+        policy,
+        config.connection_limits(),
+    )
+    .await;
+    Ok(())
 }
 
-/// Keeps the metrics recorder's memory bounded between scrapes.
+/// Every second: writes the summary of refused requests not yet logged; every five:
+/// keeps the metrics recorder's memory bounded between scrapes.
 async fn upkeep(metrics: metrics_exporter_prometheus::PrometheusHandle) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    for second in 0u64.. {
         tick.tick().await;
-        metrics.run_upkeep();
+        api::flush_refusal_log();
+        if second % 5 == 0 {
+            metrics.run_upkeep();
+        }
     }
 }

@@ -8,6 +8,7 @@
 pub mod hcl_files;
 pub mod imds;
 pub mod moto;
+pub mod raw;
 pub mod service;
 pub mod systemd_unit;
 pub mod terraform;

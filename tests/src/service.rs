@@ -33,6 +33,7 @@ pub fn binary() -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct ServiceBuilder {
     env: BTreeMap<String, String>,
+    max_open_files: Option<u32>,
 }
 
 impl ServiceBuilder {
@@ -53,7 +54,10 @@ impl ServiceBuilder {
             env.insert(key.to_owned(), value.to_owned());
         }
         env.insert("CANDIDATES_STORE".to_owned(), store);
-        Self { env }
+        Self {
+            env,
+            max_open_files: None,
+        }
     }
 
     pub fn sqlite(path: &Path) -> Self {
@@ -87,8 +91,25 @@ impl ServiceBuilder {
         self
     }
 
+    /// Runs the service with at most `limit` open file descriptors (with util-linux's
+    /// `prlimit`, which then runs the binary itself: the process id stays the same).
+    pub fn max_open_files(mut self, limit: u32) -> Self {
+        self.max_open_files = Some(limit);
+        self
+    }
+
     fn command(&self) -> Command {
-        let mut command = Command::new(binary());
+        let mut command = match self.max_open_files {
+            None => Command::new(binary()),
+            Some(limit) => {
+                let mut prlimit = Command::new("prlimit");
+                prlimit
+                    .arg(format!("--nofile={limit}:{limit}"))
+                    .arg("--")
+                    .arg(binary());
+                prlimit
+            }
+        };
         command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

@@ -105,7 +105,7 @@ async fn details_report_the_store_and_the_instance(backend: Backend) {
         assert_eq!(response.status(), StatusCode::OK, "{query}");
         assert_eq!(
             json_of(response).await,
-            json!({"connected": "true", "instance-id": "i-0abc1234567890def"})
+            json!({"connected": "true", "store": "ok", "instance-id": "i-0abc1234567890def"})
         );
     }
 }
@@ -258,9 +258,17 @@ async fn names_of_256_characters_pass_and_257_are_refused(backend: Backend) {
     for bad in [
         "/candidate/line%0Abreak",
         "/candidate/nul%00",
+        "/candidate/del%7F",
+        "/candidate/c1%C2%85",
         "/candidate/%FF%FE",
+        // Overlong, surrogate and truncated UTF-8.
+        "/candidate/%C0%AF",
+        "/candidate/%E0%80%AF",
+        "/candidate/%ED%A0%80",
+        "/candidate/cut%E2%82",
     ] {
         expect_error(svc.post(bad).await, StatusCode::BAD_REQUEST).await;
+        expect_error(svc.get(bad).await, StatusCode::BAD_REQUEST).await;
     }
     // Nothing invalid was stored.
     let listed: Value = svc.get("/candidates").await.json().await.expect("list");
@@ -297,6 +305,59 @@ async fn oversized_bodies_are_413_and_nothing_is_stored(backend: Backend) {
     expect_error(response, StatusCode::PAYLOAD_TOO_LARGE).await;
 
     expect_error(svc.get("/candidate/big").await, StatusCode::NOT_FOUND).await;
+
+    // 16 MiB sent in full, as a plain client does: it still reads its 413 rather than
+    // a broken pipe or a reset.
+    let (written, response) = upload(svc.addr, 16 * 1024 * 1024, false).await;
+    written.expect("the whole body is taken");
+    assert!(response.starts_with("HTTP/1.1 413 "), "{response}");
+    assert!(
+        response.contains(r#"{"error":"request body is larger than 16384 bytes"}"#),
+        "{response}"
+    );
+    // A client that waits for 100 Continue is answered at once and sends nothing.
+    let (_, response) = upload(svc.addr, 16 * 1024 * 1024, true).await;
+    assert!(response.starts_with("HTTP/1.1 413 "), "{response}");
+    expect_error(svc.get("/candidate/huge").await, StatusCode::NOT_FOUND).await;
+}
+
+/// POSTs a body of `length` bytes, writing it while reading the answer, as curl does:
+/// (whether everything was written, what was read until the server closed).
+async fn upload(
+    addr: std::net::SocketAddr,
+    length: usize,
+    expect_continue: bool,
+) -> (std::io::Result<()>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let expect = if expect_continue {
+        "Expect: 100-continue\r\n"
+    } else {
+        ""
+    };
+    let head = format!(
+        "POST /candidate/huge HTTP/1.1\r\nHost: x\r\n{expect}Content-Length: {length}\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).await.expect("head");
+    let writing = async move {
+        // Waiting for 100 Continue means sending nothing until the answer comes.
+        if !expect_continue {
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..length / chunk.len() {
+                writer.write_all(&chunk).await?;
+            }
+        }
+        writer.flush().await.map(|()| writer)
+    };
+    let reading = async move {
+        let mut answer = Vec::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(20), reader.read_to_end(&mut answer)).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let (written, answer) = tokio::join!(writing, reading);
+    (written.map(drop), answer)
 }
 
 async fn a_read_right_after_a_write_sees_it(backend: Backend) {
@@ -408,9 +469,62 @@ async fn pages_cover_every_candidate_once_in_order(backend: Backend) {
     );
     assert_eq!(seen, expected, "every candidate once, in byte order");
 
-    // The default page is 100 long.
-    let first: Value = svc.get("/candidates").await.json().await.expect("page");
-    assert_eq!(first.as_array().map(Vec::len), Some(100));
+    // Without a limit: every candidate in one array, as the original answered.
+    let response = svc.get("/candidates").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get("x-next-cursor").is_none());
+    let all: Vec<String> = json_of(response)
+        .await
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|c| c["CandidateName"].as_str().expect("name").to_owned())
+        .collect();
+    assert_eq!(all, expected);
+    // Every candidate after a cursor, with a cursor and no limit.
+    let first = svc.get("/candidates?limit=200").await;
+    let cursor = first.headers()["x-next-cursor"]
+        .to_str()
+        .expect("cursor")
+        .to_owned();
+    let rest: Value = json_of(svc.get(&format!("/candidates?cursor={cursor}")).await).await;
+    assert_eq!(rest.as_array().map(Vec::len), Some(54));
+}
+
+/// More candidates than one internal page (1,000): the stream crosses page boundaries
+/// without losing, repeating or reordering anyone.
+async fn a_listing_without_limit_streams_every_candidate(backend: Backend) {
+    let running = backend.start().await;
+    let svc: &Service = &running;
+    let mut expected: Vec<String> = (0..1_234).map(|i| format!("streamed {i:04}")).collect();
+    for chunk in expected.chunks(100) {
+        let inserts = chunk.iter().map(|name| {
+            svc.status_of(Method::POST, format!("/candidate/{}", encode_segment(name)))
+        });
+        for status in futures::future::join_all(inserts).await {
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+    expected.sort();
+    let response = svc.get("/candidates").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["transfer-encoding"], "chunked");
+    let listed: Vec<String> = json_of(response)
+        .await
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|c| c["CandidateName"].as_str().expect("name").to_owned())
+        .collect();
+    assert_eq!(listed, expected);
+    // HEAD answers the same status without the body.
+    let head = svc
+        .client()
+        .head(svc.url("/candidates"))
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(head.status(), StatusCode::OK);
 }
 
 async fn bad_limits_and_foreign_cursors_are_400(backend: Backend) {
@@ -425,6 +539,12 @@ async fn bad_limits_and_foreign_cursors_are_400(backend: Backend) {
         "/candidates?limit=abc",
         "/candidates?limit=-5",
         "/candidates?limit=",
+        "/candidates?limit=%205",
+        "/candidates?limit=5%20",
+        "/candidates?limit=+5",
+        "/candidates?limit=%2B5",
+        "/candidates?limit=0x10",
+        "/candidates?limit=1&limit=2",
         "/candidates?cursor=not-a-cursor",
         "/candidates?cursor=",
         "/candidates?cursor=AXNvbWVvbmUAAAAA",
@@ -470,10 +590,28 @@ async fn computation_rejects_bad_parameters(backend: Backend) {
         "/computation?iterations=abc",
         "/computation?iterations=100001",
         "/computation?iterations=-1",
+        "/computation?iterations=%205",
+        "/computation?iterations=%2B5",
+        "/computation?iterations=1&iterations=2",
         "/computation?seed=",
+        "/computation?seed=a&seed=b",
     ] {
         expect_error(svc.get(query).await, StatusCode::BAD_REQUEST).await;
     }
+    // A seed is UTF-8 once decoded, or refused: never silently repaired.
+    for query in [
+        "/computation?seed=%FF&iterations=1",
+        "/computation?seed=%C0%AF&iterations=1",
+        "/computation?seed=%ED%A0%80&iterations=1",
+        "/computation?seed=ab%E2%82&iterations=1",
+    ] {
+        let message = expect_error(svc.get(query).await, StatusCode::BAD_REQUEST).await;
+        assert!(message.contains("UTF-8"), "{query}: {message}");
+    }
+    // Form encoding as the original read it: + is a space, %XX a byte.
+    let body = json_of(svc.get("/computation?seed=a+b%C3%A9&iterations=1").await).await;
+    assert_eq!(body["seed"], "a bé");
+    assert_eq!(body["hash"], reference_chain("a bé", 1));
     let long_seed = "s".repeat(1025);
     expect_error(
         svc.get(&format!("/computation?seed={long_seed}&iterations=1"))
@@ -586,6 +724,7 @@ on_every_backend!(
     names_of_256_characters_pass_and_257_are_refused,
     oversized_bodies_are_413_and_nothing_is_stored,
     a_read_right_after_a_write_sees_it,
+    a_listing_without_limit_streams_every_candidate,
     concurrent_writes_and_reads_all_succeed,
     an_empty_listing_is_404,
     pages_cover_every_candidate_once_in_order,

@@ -361,3 +361,145 @@ async fn the_instance_id_comes_from_imds_then_the_host_name() {
     let hostname = String::from_utf8_lossy(&hostname.stdout).trim().to_owned();
     assert_eq!(detail(&nowhere, "instance-id").await, hostname);
 }
+
+/// A SQLite database whose write lock another process holds (a backup, a hand-run
+/// `sqlite3`) still answers reads: `?details` says "degraded" rather than all is well,
+/// and "ok" again once the lock is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sqlite_database_locked_by_another_process_is_reported_degraded() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("candidates.db");
+    let svc = ServiceBuilder::sqlite(&db).start().await;
+    assert_eq!(svc.post("/candidate/before").await.status(), StatusCode::OK);
+    assert_eq!(detail(&svc, "store").await, "ok");
+
+    let mut locker = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(120)\n",
+        )
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3");
+    let mut said = String::new();
+    let stdout = locker.stdout.take().expect("stdout");
+    tokio::io::AsyncBufReadExt::read_line(&mut tokio::io::BufReader::new(stdout), &mut said)
+        .await
+        .expect("read");
+    assert_eq!(said.trim(), "locked");
+
+    assert_eq!(detail(&svc, "store").await, "degraded");
+    assert_eq!(connected(&svc).await, "true", "reads still work");
+    assert_eq!(svc.get("/candidate/before").await.status(), StatusCode::OK);
+    // The load balancer's check is shallow on purpose: still 200.
+    assert_eq!(svc.get("/gtg").await.status(), StatusCode::OK);
+
+    locker.kill().await.expect("kill the locker");
+    eventually(
+        "the store to be ok again",
+        Duration::from_secs(10),
+        || async { (detail(&svc, "store").await == "ok").then_some(()) },
+    )
+    .await;
+    assert_eq!(svc.post("/candidate/after").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_after_acknowledged_writes_loses_none_of_them_on_dynamodb() {
+    let moto = Moto::shared();
+    let table = moto.new_table().await;
+    let builder = ServiceBuilder::dynamodb(&moto, &table);
+    let mut svc = builder.start().await;
+    let names: Vec<String> = (0..200).map(|i| format!("durable {i}")).collect();
+    let writes = names.iter().map(|name| {
+        let url = svc.url(&format!("/candidate/{}", encode_segment(name)));
+        let client = svc.client().clone();
+        async move { client.post(url).send().await.map(|r| r.status()) }
+    });
+    for status in futures::future::join_all(writes).await {
+        assert_eq!(status.expect("acknowledged"), StatusCode::OK);
+    }
+    svc.signal("KILL");
+    svc.wait(Duration::from_secs(10)).await;
+
+    let restarted = builder.start().await;
+    for name in &names {
+        let path = format!("/candidate/{}", encode_segment(name));
+        assert_eq!(
+            restarted.get(&path).await.status(),
+            StatusCode::OK,
+            "{name}"
+        );
+    }
+}
+
+/// Clients on kept-alive connections writing while SIGTERM arrives: during the drain
+/// every request is served; after it, a request is either answered in full or refused
+/// without an answer (never cut); and every acknowledged write is there after restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_keep_alive_clients_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let builder = ServiceBuilder::sqlite(&dir.path().join("candidates.db"))
+        .env("CANDIDATES_SHUTDOWN_DRAIN_SECS", 1);
+    let mut svc = builder.start().await;
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let http = blackbox::service::client();
+            let base = svc.base_url();
+            let acknowledged = std::sync::Arc::clone(&acknowledged);
+            tokio::spawn(async move {
+                for i in 0..10_000 {
+                    let name = format!("kept-{client}-{i}");
+                    match http.post(format!("{base}/candidate/{name}")).send().await {
+                        Ok(response) if response.status() == StatusCode::OK => {
+                            acknowledged.lock().expect("lock").push(name);
+                        }
+                        Ok(response) => panic!("{name}: {}", response.status()),
+                        // The listener has closed: the run is over.
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    svc.signal("TERM");
+    assert_eq!(svc.wait(Duration::from_secs(20)).await.code(), Some(0));
+    for client in clients {
+        client.await.expect("no client saw an error status");
+    }
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert!(
+        acknowledged.len() > 50,
+        "only {} writes",
+        acknowledged.len()
+    );
+
+    let restarted = builder.start().await;
+    let mut missing = Vec::new();
+    for chunk in acknowledged.chunks(100) {
+        let reads = chunk
+            .iter()
+            .map(|name| restarted.status_of(reqwest::Method::GET, format!("/candidate/{name}")));
+        let statuses = futures::future::join_all(reads).await;
+        missing.extend(
+            chunk
+                .iter()
+                .zip(statuses)
+                .filter(|(_, status)| *status != StatusCode::OK)
+                .map(|(name, _)| name.clone()),
+        );
+    }
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes lost: {missing:?}",
+        missing.len()
+    );
+}

@@ -923,6 +923,30 @@ fn user_data_writes_the_service_environment_file() {
     );
 }
 
+/// The load balancer reuses its connections to a target for up to its idle timeout:
+/// the service must keep them longer, or the load balancer sends a request on a
+/// connection the service is closing and answers its client 502. And the service speaks
+/// HTTP/1.1 only, which is the target group's protocol version.
+#[test]
+fn the_service_outlasts_the_load_balancers_idle_connections_and_speaks_its_protocol() {
+    let infra = Infra::load();
+    let alb = infra.resource("aws_lb", "this");
+    let idle_timeout = infra.number(required(alb, "idle_timeout"));
+    let keep_alive = f64::from(candidates::config::DEFAULT_KEEPALIVE_TIMEOUT_SECS);
+    assert!(
+        keep_alive > idle_timeout,
+        "the service's keep-alive timeout {keep_alive} s must exceed the ALB's idle timeout {idle_timeout} s"
+    );
+    let group = infra.resource("aws_lb_target_group", "this");
+    if let Some(version) = attr(group, "protocol_version") {
+        assert_eq!(
+            infra.string(version),
+            "HTTP1",
+            "the service serves HTTP/1.1 only"
+        );
+    }
+}
+
 #[test]
 fn drain_deregistration_and_timeouts_fit_together() {
     let infra = Infra::load();

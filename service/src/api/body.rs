@@ -3,21 +3,24 @@
 //!
 //! Answering 413 and closing while a client is still uploading makes its next write
 //! fail (EPIPE or a reset) before it ever reads the answer. Like nginx's lingering
-//! close, the rest of an oversized body is read and discarded first, bounded in bytes
-//! and in time, so an ordinary client sees the 413 and a hostile one costs little.
+//! close, the rest of an oversized body is read and thrown away first, bounded in time
+//! (in all, and without any data) rather than in bytes, so an ordinary client sees the
+//! 413 whatever it was uploading and a hostile one costs a few seconds of a task.
 
 use std::time::Duration;
 
 use axum::body::Body;
 use futures_util::StreamExt;
+use tokio::time::{Instant, timeout_at};
 
 use super::BODY_LIMIT_BYTES;
 use crate::error::ApiError;
 
-/// The most of an oversized body read (and thrown away) before answering.
-pub const LINGER_BYTES: u64 = 1024 * 1024;
-/// The longest spent reading it.
-const LINGER_TIME: Duration = Duration::from_secs(1);
+/// The longest spent reading an oversized body before answering (nginx's
+/// `lingering_time` is the same idea).
+pub const LINGER_TIME: Duration = Duration::from_secs(5);
+/// The longest wait for more of it (nginx's `lingering_timeout`).
+pub const LINGER_IDLE: Duration = Duration::from_secs(1);
 
 /// Reads a body the API ignores; refuses it with 413 once it passes the limit.
 pub async fn discard(body: Body) -> Result<(), ApiError> {
@@ -29,34 +32,34 @@ pub async fn discard(body: Body) -> Result<(), ApiError> {
         })?;
         seen += chunk.len() as u64;
         if seen > BODY_LIMIT_BYTES as u64 {
-            linger(stream, seen).await;
+            linger(stream).await;
             return Err(too_large());
         }
     }
     Ok(())
 }
 
-/// Refuses a body whose declared length is over the limit, after draining it when it
-/// is small enough to be worth it.
-pub async fn refuse(body: Body, declared: u64) -> ApiError {
-    if declared <= LINGER_BYTES {
-        linger(body.into_data_stream(), 0).await;
+/// Refuses a body whose declared length is over the limit, after draining what the
+/// client sends. A client waiting for `100 Continue` has sent nothing: it is answered
+/// at once.
+pub async fn refuse(body: Body, waits_for_continue: bool) -> ApiError {
+    if !waits_for_continue {
+        linger(body.into_data_stream()).await;
     }
     too_large()
 }
 
-async fn linger(mut stream: axum::body::BodyDataStream, mut seen: u64) {
-    let drain = async {
-        while seen < LINGER_BYTES {
-            match stream.next().await {
-                Some(Ok(chunk)) => seen += chunk.len() as u64,
-                _ => break,
-            }
+async fn linger(mut stream: axum::body::BodyDataStream) {
+    let end = Instant::now() + LINGER_TIME;
+    loop {
+        let wait = end.min(Instant::now() + LINGER_IDLE);
+        match timeout_at(wait, stream.next()).await {
+            Ok(Some(Ok(_))) => {}
+            // The end of the body, a broken connection, or no more time.
+            _ => return,
         }
-    };
-    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    }
 }
-
 fn too_large() -> ApiError {
     ApiError::PayloadTooLarge {
         limit: BODY_LIMIT_BYTES,

@@ -2,12 +2,14 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use tokio::time::Instant;
 
+use super::listing;
+use super::query::QueryParams;
 use crate::AppState;
 use crate::candidate::{Candidate, CandidateName, Cursor, PageLimit};
 use crate::error::ApiError;
@@ -42,24 +44,29 @@ pub async fn put_one(
     Ok(Json(Candidate::from(name)))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ListParams {
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
-/// `GET /candidates?limit=&cursor=`: one page in ascending name order.
+/// `GET /candidates?limit=&cursor=`: with `limit`, one page in ascending name order
+/// and the next page's cursor in `X-Next-Cursor`; without it, every candidate (after
+/// the cursor, when one is given) as one streamed JSON array, like the original.
 pub async fn list(
     State(state): State<AppState>,
-    params: Result<Query<ListParams>, QueryRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params?;
-    let limit = params
-        .limit
-        .as_deref()
-        .map_or(Ok(PageLimit::DEFAULT), PageLimit::parse)?;
-    let cursor = params.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let params = QueryParams::parse(query.as_deref(), ["limit", "cursor"])?;
+    let cursor = params.get("cursor").map(Cursor::decode).transpose()?;
+    match params.get("limit") {
+        Some(limit) => one_page(&state, PageLimit::parse(limit)?, cursor).await,
+        None => {
+            let deadline = Instant::now() + state.limits.request_timeout;
+            listing::everything(state.store, cursor, deadline).await
+        }
+    }
+}
 
+async fn one_page(
+    state: &AppState,
+    limit: PageLimit,
+    cursor: Option<Cursor>,
+) -> Result<Response, ApiError> {
     let page = state
         .store
         .list(limit, cursor.as_ref().map(Cursor::last_seen))

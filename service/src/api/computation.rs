@@ -1,24 +1,18 @@
 //! `GET /computation?seed=&iterations=`: the MD5 chain, run on the computation pool.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use serde::{Deserialize, Serialize};
+use axum::extract::{RawQuery, State};
+use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::query::{QueryParams, whole_number};
 use crate::AppState;
 use crate::computation::PoolError;
 use crate::error::ApiError;
 
 /// Longest accepted `?seed=`, in bytes: every step hashes the seed again.
 pub const MAX_SEED_BYTES: usize = 1024;
-
-#[derive(Debug, Deserialize)]
-pub struct ComputationParams {
-    seed: Option<String>,
-    iterations: Option<String>,
-}
 
 #[derive(Debug, Serialize)]
 pub struct ComputationResult {
@@ -34,14 +28,14 @@ pub struct ComputationResult {
 
 pub async fn compute(
     State(state): State<AppState>,
-    params: Result<Query<ComputationParams>, QueryRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<ComputationResult>, ApiError> {
-    let Query(params) = params?;
+    let params = QueryParams::parse(query.as_deref(), ["seed", "iterations"])?;
     let max = state.limits.max_iterations;
-    let iterations = match params.iterations.as_deref() {
+    let iterations = match params.get("iterations") {
         None => state.limits.default_iterations,
-        Some(raw) => match raw.trim().parse::<u32>() {
-            Ok(n) if (1..=max).contains(&n) => n,
+        Some(raw) => match whole_number::<u32>(raw) {
+            Some(n) if (1..=max).contains(&n) => n,
             _ => {
                 return Err(ApiError::bad_request(format!(
                     "iterations must be a whole number from 1 to {max}"
@@ -49,26 +43,30 @@ pub async fn compute(
             }
         },
     };
-    let seed = match params.seed {
+    let seed = match params.get("seed") {
         Some(seed) if seed.is_empty() || seed.len() > MAX_SEED_BYTES => {
             return Err(ApiError::bad_request(format!(
                 "seed must be 1 to {MAX_SEED_BYTES} bytes"
             )));
         }
-        Some(seed) => seed,
+        Some(seed) => seed.to_owned(),
         None => OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .map_err(|_| ApiError::Internal)?,
     };
 
-    let computed = state
-        .pool
-        .compute(seed.clone(), iterations)
-        .await
-        .map_err(|err| match err {
-            PoolError::QueueFull => ApiError::retry_later(err.to_string(), 1),
-            PoolError::Stopped => ApiError::Internal,
-        })?;
+    let computed = match state.pool.compute(seed.clone(), iterations).await {
+        Ok(computed) => computed,
+        Err(err @ PoolError::QueueFull) => {
+            // A refusal sent at once brings a client straight back; under a flood of
+            // such clients the runtime's threads (at normal priority) would spend on
+            // refusing the CPU the workers (at a lower one) need. Waiting costs a
+            // timer, not CPU.
+            tokio::time::sleep(state.limits.refusal_delay).await;
+            return Err(ApiError::overloaded(err.to_string()));
+        }
+        Err(PoolError::Stopped) => return Err(ApiError::Internal),
+    };
     Ok(Json(ComputationResult {
         hash: computed.hash,
         iterations,

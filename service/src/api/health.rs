@@ -11,11 +11,13 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tokio::time::{Instant, timeout_at};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::store::CandidateStore;
 
-/// `?details` must answer quickly even when the store hangs.
+/// `?details` must answer quickly even when the store hangs: both probes fit in this.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn gtg(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
@@ -25,15 +27,45 @@ pub async fn gtg(State(state): State<AppState>, RawQuery(query): RawQuery) -> Re
     if !wants_details(query.as_deref()) {
         return StatusCode::OK.into_response();
     }
-    let connected = matches!(
-        tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await,
-        Ok(Ok(()))
-    );
+    let store = store_state(&*state.store).await;
     Json(json!({
-        "connected": if connected { "true" } else { "false" },
+        "connected": if store == StoreState::Down { "false" } else { "true" },
+        "store": store.as_str(),
         "instance-id": state.instance.get().await,
     }))
     .into_response()
+}
+
+/// What `?details` says about the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreState {
+    /// Reads and writes would succeed.
+    Ok,
+    /// It answers, but a write would fail (SQLite locked by another process).
+    Degraded,
+    /// It does not answer.
+    Down,
+}
+
+impl StoreState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Degraded => "degraded",
+            Self::Down => "down",
+        }
+    }
+}
+
+async fn store_state(store: &dyn CandidateStore) -> StoreState {
+    let deadline = Instant::now() + PING_TIMEOUT;
+    if !matches!(timeout_at(deadline, store.ping()).await, Ok(Ok(()))) {
+        return StoreState::Down;
+    }
+    match timeout_at(deadline, store.ping_write()).await {
+        Ok(Ok(())) => StoreState::Ok,
+        _ => StoreState::Degraded,
+    }
 }
 
 /// `details` present as a key, with or without a value, as in the original service.

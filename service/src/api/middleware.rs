@@ -1,59 +1,116 @@
-//! What every request passes through: access log and metrics, the request timeout,
-//! the body size limit, and panic containment.
+//! What every request passes through besides the access log: its request id, the
+//! request timeout, the checks of its head (the `Host` rule of HTTP/1.1, the body size
+//! limit), and panic containment.
 
 use std::any::Any;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics::{counter, histogram};
 
 use super::BODY_LIMIT_BYTES;
 use crate::error::ApiError;
 
-/// Route label for requests that matched no route: keeps metric cardinality bounded
-/// whatever paths clients make up.
-const UNMATCHED_ROUTE: &str = "unmatched";
+/// The header that carries a request's id, in the request and in its response.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+/// The longest request id taken from a client; a longer one is replaced.
+pub const MAX_REQUEST_ID_BYTES: usize = 128;
 
-/// One access-log line and the request metrics, labelled by the matched route (never
-/// the raw path, so `/candidate/{name}` is one series, not one per name).
-pub async fn observe(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
-        .to_owned();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-
-    let response = next.run(request).await;
-
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    let labels = [
-        ("method", method.to_string()),
-        ("route", route.clone()),
-        ("status", status.to_string()),
-    ];
-    counter!("http_requests_total", &labels).increment(1);
-    histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
-    tracing::info!(
-        method = %method,
-        route = %route,
-        status,
-        latency_ms = elapsed.as_micros() as f64 / 1000.0,
-        request_id = %request_id,
-        "request"
-    );
+/// Gives every request an id and echoes it in the response: the client's own when it is
+/// 1 to 128 printable ASCII characters without spaces, otherwise (absent, empty, too
+/// long, other bytes) a new UUID. A client's id ends up in logs and in responses, so
+/// neither can be made to carry kilobytes or control sequences.
+pub async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = match request.headers().get(REQUEST_ID_HEADER) {
+        Some(id) if is_acceptable_request_id(id.as_bytes()) => id.clone(),
+        _ => {
+            let id = new_request_id();
+            request.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
+            id
+        }
+    };
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(REQUEST_ID_HEADER, id);
     response
+}
+
+fn is_acceptable_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_BYTES).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic)
+}
+
+fn new_request_id() -> HeaderValue {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+    HeaderValue::from_str(id).expect("a UUID is a valid header value")
+}
+
+/// RFC 9112, section 3.2: an HTTP/1.1 request without `Host`, or any request with more
+/// than one `Host` or an invalid one, is answered 400.
+fn host_problem(request: &Request) -> Option<&'static str> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if request.version() == Version::HTTP_11 => {
+            Some("an HTTP/1.1 request must have a Host header")
+        }
+        (Some(_), Some(_)) => Some("a request must have at most one Host header"),
+        (Some(host), None) if !is_valid_host(host) => Some("the Host header is not a valid host"),
+        _ => None,
+    }
+}
+
+/// `host[:port]` as RFC 3986 spells a URI's host (a registered name, an IPv4 address or
+/// a bracketed IPv6 literal) and port (digits), checked byte by byte without allocating.
+fn is_valid_host(value: &HeaderValue) -> bool {
+    let value = value.as_bytes();
+    let (host, port) = match value.strip_prefix(b"[") {
+        Some(literal) => match literal.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let address = &literal[..end];
+                let valid = !address.is_empty()
+                    && address
+                        .iter()
+                        .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+                if !valid {
+                    return false;
+                }
+                (&b"ipv6"[..], &literal[end + 1..])
+            }
+            None => return false,
+        },
+        None => match value.iter().rposition(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &b""[..]),
+        },
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(b":").is_some_and(|digits| {
+            (1..=5).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit)
+        });
+    let host_ok = !host.is_empty()
+        && host.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b'%'
+                )
+        });
+    host_ok && port_ok
 }
 
 /// Past the configured time the client gets 503 and the handler is dropped, which also
@@ -69,9 +126,13 @@ pub async fn enforce_timeout(
     }
 }
 
-/// Refuses a body declared larger than the limit before any handler runs; bodies of
-/// unknown length are cut off by the handlers that read them (`body::discard`).
-pub async fn refuse_large_bodies(request: Request, next: Next) -> Response {
+/// Refuses, before any handler runs, a request whose head is unacceptable: a `Host`
+/// that breaks RFC 9112 (400), or a body declared larger than the limit (413; bodies of
+/// unknown length are cut off by the handlers that read them, `body::discard`).
+pub async fn check_request_head(request: Request, next: Next) -> Response {
+    if let Some(problem) = host_problem(&request) {
+        return ApiError::bad_request(problem).into_response();
+    }
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -79,7 +140,13 @@ pub async fn refuse_large_bodies(request: Request, next: Next) -> Response {
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
         Some(length) if length > BODY_LIMIT_BYTES as u64 => {
-            super::body::refuse(request.into_body(), length)
+            // A client that waits for `100 Continue` has not sent its body: answer at
+            // once rather than inviting it.
+            let waits_for_continue = request
+                .headers()
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            super::body::refuse(request.into_body(), waits_for_continue)
                 .await
                 .into_response()
         }
@@ -96,4 +163,84 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .unwrap_or_else(|| "unknown panic".to_owned());
     tracing::error!(panic = %message, "handler panicked");
     ApiError::Internal.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(version: Version, hosts: &[&str]) -> Request {
+        let mut builder = Request::builder().uri("/gtg").version(version);
+        for host in hosts {
+            builder = builder.header(header::HOST, *host);
+        }
+        builder.body(axum::body::Body::empty()).expect("request")
+    }
+
+    #[test]
+    fn request_ids_are_short_printable_ascii() {
+        assert!(is_acceptable_request_id(b"trace-me-42"));
+        assert!(is_acceptable_request_id(&[b'a'; MAX_REQUEST_ID_BYTES]));
+        assert!(is_acceptable_request_id(
+            b"Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8"
+        ));
+        for bad in [
+            &b""[..],
+            &[b'a'; MAX_REQUEST_ID_BYTES + 1],
+            b"has space",
+            b"tab\there",
+            "é".as_bytes(),
+            b"\x1b[31mred",
+        ] {
+            assert!(!is_acceptable_request_id(bad), "{bad:?}");
+        }
+        assert_eq!(new_request_id().len(), 36);
+    }
+
+    #[test]
+    fn host_follows_rfc_9112() {
+        assert_eq!(
+            host_problem(&request(Version::HTTP_11, &["example.com"])),
+            None
+        );
+        assert_eq!(
+            host_problem(&request(Version::HTTP_11, &["127.0.0.1:8000"])),
+            None
+        );
+        for good in [
+            "[::1]:8000",
+            "[::1]",
+            "10.0.0.1:80",
+            "my-alb-123.eu-west-1.elb.amazonaws.com",
+        ] {
+            assert_eq!(
+                host_problem(&request(Version::HTTP_11, &[good])),
+                None,
+                "{good}"
+            );
+        }
+        // HTTP/1.0 may leave it out.
+        assert_eq!(host_problem(&request(Version::HTTP_10, &[])), None);
+        assert!(host_problem(&request(Version::HTTP_11, &[])).is_some());
+        assert!(host_problem(&request(Version::HTTP_10, &["a", "b"])).is_some());
+        for bad in [
+            "",
+            "user@host",
+            "a b",
+            "host:port",
+            "/path",
+            "host:",
+            ":80",
+            "[::1",
+            "[]:80",
+            "[::1]x",
+            "a:123456",
+            "é.example",
+        ] {
+            assert!(
+                host_problem(&request(Version::HTTP_11, &[bad])).is_some(),
+                "{bad:?}"
+            );
+        }
+    }
 }

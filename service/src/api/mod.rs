@@ -1,13 +1,16 @@
 //! The HTTP surface: routes, the middleware every request passes through, and the
 //! responses for requests that match nothing.
 
+mod access_log;
 mod body;
 mod candidates;
 mod computation;
 mod health;
+mod listing;
 mod metrics;
 mod middleware;
 mod openapi;
+mod query;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -16,7 +19,9 @@ use axum::{Json, Router};
 use serde_json::json;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+pub use access_log::{CLIENT_CLOSED_STATUS, OTHER_METHOD, UNMATCHED_ROUTE, flush_refusal_log};
+pub use middleware::MAX_REQUEST_ID_BYTES;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -66,18 +71,17 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Outermost first: the request id exists before anything logs, the access log
-        // sees the final status (timeouts, panics, 413s included).
+        // sees the final status (400s for a bad Host, timeouts, panics, 413s included).
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(axum::middleware::from_fn(middleware::observe))
+                .layer(axum::middleware::from_fn(middleware::request_id))
+                .layer(axum::middleware::from_fn(access_log::observe))
                 .layer(CatchPanicLayer::custom(middleware::panic_response))
                 .layer(axum::middleware::from_fn_with_state(
                     request_timeout,
                     middleware::enforce_timeout,
                 ))
-                .layer(axum::middleware::from_fn(middleware::refuse_large_bodies)),
+                .layer(axum::middleware::from_fn(middleware::check_request_head)),
         )
         .with_state(state)
 }

@@ -63,6 +63,11 @@ impl<S: CandidateStore> CandidateStore for Instrumented<S> {
         self.observe("ping", result)
     }
 
+    async fn ping_write(&self) -> Result<(), StoreError> {
+        let result = self.inner.ping_write().await;
+        self.observe("ping_write", result)
+    }
+
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }

@@ -62,6 +62,12 @@ pub trait CandidateStore: Send + Sync + fmt::Debug {
     /// Cheap round trip proving the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Cheap check that a write would be accepted now. Where answering means accepting
+    /// writes (DynamoDB), it is `ping`.
+    async fn ping_write(&self) -> Result<(), StoreError> {
+        self.ping().await
+    }
+
     /// A short name for logs and metric labels.
     fn backend(&self) -> &'static str;
 }

@@ -4,17 +4,22 @@
 //! opened at start (a read-only folder, a full disk) is reported as unavailable rather
 //! than stopping the process, and starts working once the cause is fixed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use tokio::sync::OnceCell;
 
 use super::{CandidateStore, StoreError, StoreTimeouts, parse_stored_name};
 use crate::candidate::{Candidate, CandidateName, Page, PageLimit};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How long the write probe waits for the write lock: long enough for the service's own
+/// writes (milliseconds) to finish, short enough for `?details` to answer quickly.
+const WRITE_PROBE_WAIT: Duration = Duration::from_millis(500);
 
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -55,13 +60,19 @@ impl SqliteStore {
             .map_err(|err| StoreError::unavailable(operation, err))
     }
 
-    async fn open(&self) -> Result<SqlitePool, Box<dyn std::error::Error + Send + Sync>> {
-        let options = SqliteConnectOptions::new()
+    /// How every connection to a database file is opened.
+    fn file_options(&self, path: &Path) -> SqliteConnectOptions {
+        SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: an acknowledged POST survives a power cut, not only a crash.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(self.timeouts.operation)
-            .foreign_keys(true);
+            .foreign_keys(true)
+    }
+
+    async fn open(&self) -> Result<SqlitePool, Box<dyn std::error::Error + Send + Sync>> {
         let (options, pool) = match &self.location {
             Location::File(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -73,7 +84,7 @@ impl SqliteStore {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(u32::try_from(readers.max(4)).unwrap_or(4))
                     .min_connections(1);
-                (options.filename(path).create_if_missing(true), pool)
+                (self.file_options(path), pool)
             }
             // One connection, kept for the life of the process: the database lives only
             // as long as a connection does, and connections sharing an in-memory
@@ -170,6 +181,32 @@ impl CandidateStore for SqliteStore {
         self.bounded("ping", probe).await.map(drop)
     }
 
+    /// Takes the database's write lock and lets it go, on a connection of its own: in
+    /// WAL mode reads go on while another process holds that lock (a backup, a
+    /// migration, a hand-run `sqlite3`), so only this shows that writes would wait and
+    /// then fail. The pool's connections are left alone, so an abandoned probe can
+    /// never leave one of them inside a transaction.
+    async fn ping_write(&self) -> Result<(), StoreError> {
+        let path = match &self.location {
+            // Nothing outside this process can lock an in-memory database.
+            Location::Memory => return self.ping().await,
+            Location::File(path) => path,
+        };
+        // Opening the pool first migrates a new database: the probe never creates one.
+        self.pool("ping_write").await?;
+        let options = self.file_options(path).busy_timeout(WRITE_PROBE_WAIT);
+        let probe = async {
+            let mut connection = SqliteConnection::connect_with(&options).await?;
+            connection
+                .begin_with("BEGIN IMMEDIATE")
+                .await?
+                .rollback()
+                .await?;
+            connection.close().await
+        };
+        self.bounded("ping_write", probe).await
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }
@@ -178,7 +215,6 @@ impl CandidateStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn default_timeouts() -> StoreTimeouts {
         StoreTimeouts::within(Duration::from_secs(5))
@@ -254,6 +290,34 @@ mod tests {
         std::fs::remove_file(&dir).expect("remove blocker");
         store.ping().await.expect("recovered");
         store.put(&name("after recovery")).await.expect("put");
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn a_database_another_connection_holds_for_writing_reads_but_cannot_write() {
+        let dir = std::env::temp_dir().join(format!("candidates-sqlite-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("c.db");
+        let store = SqliteStore::file(path.clone(), default_timeouts());
+        store.put(&name("before")).await.expect("put");
+        store.ping_write().await.expect("writable");
+
+        // Another connection (as another process would) takes the write lock and keeps it.
+        let mut other = SqliteConnection::connect_with(&store.file_options(&path))
+            .await
+            .expect("second connection");
+        let held = other.begin_with("BEGIN IMMEDIATE").await.expect("lock");
+        store.ping().await.expect("reads still work");
+        assert!(store.get(&name("before")).await.expect("get").is_some());
+        assert!(matches!(
+            store.ping_write().await,
+            Err(StoreError::Unavailable {
+                operation: "ping_write",
+                ..
+            })
+        ));
+        held.rollback().await.expect("release");
+        store.ping_write().await.expect("writable again");
+        store.put(&name("after")).await.expect("put after");
         std::fs::remove_dir_all(dir).expect("cleanup");
     }
 }

@@ -1,0 +1,359 @@
+//! Connections as a careless or hostile client holds them: half-sent request heads,
+//! silence, idle keep-alive, heads that break the rules, shutdown in the middle of it
+//! all. Raw TCP, because an HTTP library will not misbehave on purpose.
+
+use std::time::{Duration, Instant};
+
+use blackbox::raw::{RawConnection, exchange};
+use blackbox::{ServiceBuilder, eventually};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const GTG: &[u8] = b"GET /gtg HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+/// A count from `/metrics`, 0 when the series does not exist yet.
+async fn metric(svc: &blackbox::Service, series: &str) -> u64 {
+    let text = svc.get("/metrics").await.text().await.expect("metrics");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
+    let svc = ServiceBuilder::memory()
+        .env("CANDIDATES_HEADER_READ_TIMEOUT_SECS", 1)
+        .start()
+        .await;
+    let mut half_line = RawConnection::open(svc.addr).await;
+    half_line.send(b"GET /gtg HT").await.expect("send");
+    let mut silent = RawConnection::open(svc.addr).await;
+    // Bytes trickling in (slowloris) do not restart the clock.
+    let mut trickle = RawConnection::open(svc.addr).await;
+    let trickling = async {
+        for byte in b"GET /gtg HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if trickle.send(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        trickle.closed_within(Duration::from_secs(5)).await
+    };
+    let (half_closed, silent_closed, trickle_closed) = tokio::join!(
+        half_line.closed_within(Duration::from_secs(5)),
+        silent.closed_within(Duration::from_secs(5)),
+        trickling
+    );
+    assert!(half_closed, "a half request line stays open");
+    assert!(silent_closed, "a connection that never sends stays open");
+    assert!(trickle_closed, "a head trickling in stays open");
+    assert!(
+        metric(
+            &svc,
+            r#"http_connections_closed_total{reason="header_timeout"}"#
+        )
+        .await
+            >= 3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_keep_alive_connection_outlives_the_header_timeout_until_the_idle_timeout() {
+    let svc = ServiceBuilder::memory()
+        .env("CANDIDATES_HEADER_READ_TIMEOUT_SECS", 1)
+        .env("CANDIDATES_KEEPALIVE_TIMEOUT_SECS", 4)
+        .start()
+        .await;
+    let mut connection = RawConnection::open(svc.addr).await;
+    connection.send(GTG).await.expect("send");
+    assert_eq!(
+        connection.response(Duration::from_secs(5)).await.status,
+        200
+    );
+    // Idle for twice the header timeout: a load balancer's pooled connection must stay.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    connection
+        .send(GTG)
+        .await
+        .expect("reuse after an idle spell");
+    assert_eq!(
+        connection.response(Duration::from_secs(5)).await.status,
+        200
+    );
+    // Once a request head has begun, the header timeout applies again.
+    connection
+        .send(b"GET /gtg HTTP/1.1\r\n")
+        .await
+        .expect("send");
+    let started = Instant::now();
+    assert!(connection.closed_within(Duration::from_secs(3)).await);
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // Idle past the keep-alive timeout: closed.
+    let mut idle = RawConnection::open(svc.addr).await;
+    idle.send(GTG).await.expect("send");
+    assert_eq!(idle.response(Duration::from_secs(5)).await.status, 200);
+    assert!(
+        !idle.closed_within(Duration::from_secs(2)).await,
+        "closed too early"
+    );
+    assert!(
+        idle.closed_within(Duration::from_secs(6)).await,
+        "never closed"
+    );
+    assert!(
+        metric(
+            &svc,
+            r#"http_connections_closed_total{reason="idle_timeout"}"#
+        )
+        .await
+            >= 1
+    );
+}
+
+/// Half-sent heads used to hold their file descriptors forever: with few of them
+/// allowed, the instance stopped answering, health checks included.
+#[tokio::test(flavor = "multi_thread")]
+async fn half_sent_heads_cannot_exhaust_file_descriptors() {
+    let svc = ServiceBuilder::memory()
+        .env("CANDIDATES_HEADER_READ_TIMEOUT_SECS", 1)
+        .max_open_files(96)
+        .start()
+        .await;
+    let mut holders = Vec::new();
+    for _ in 0..150 {
+        let mut connection = RawConnection::open(svc.addr).await;
+        let _ = connection.send(b"GET /gtg HTTP/1.1\r\nHost: x").await;
+        holders.push(connection);
+    }
+    // The health check gets through once the header timeout has freed the descriptors.
+    let status = eventually("/gtg to answer", Duration::from_secs(20), || async {
+        let mut connection = RawConnection::open(svc.addr).await;
+        connection.send(GTG).await.ok()?;
+        let response = tokio::time::timeout(
+            Duration::from_secs(2),
+            connection.response(Duration::from_secs(2)),
+        )
+        .await
+        .ok()?;
+        Some(response.status)
+    })
+    .await;
+    assert_eq!(status, 200);
+    drop(holders);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_closes_idle_and_half_sent_connections_at_once() {
+    let mut svc = ServiceBuilder::memory()
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 30)
+        .start()
+        .await;
+    let mut connections = Vec::new();
+    for i in 0..50 {
+        let mut connection = RawConnection::open(svc.addr).await;
+        if i % 2 == 0 {
+            connection
+                .send(b"GET /gtg HTTP/1.1\r\nHo")
+                .await
+                .expect("send");
+        } else {
+            connection.send(GTG).await.expect("send");
+            assert_eq!(
+                connection.response(Duration::from_secs(5)).await.status,
+                200
+            );
+        }
+        connections.push(connection);
+    }
+    let started = Instant::now();
+    svc.signal("TERM");
+    // Waiting for the in-flight limit (the request timeout, 30 s) would fail this.
+    let exit = svc.wait(Duration::from_secs(10)).await;
+    assert_eq!(exit.code(), Some(0), "{}", svc.raw_logs());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    for connection in &mut connections {
+        assert!(connection.closed_within(Duration::from_secs(1)).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_still_finishes_a_request_in_flight_on_a_kept_alive_connection() {
+    let mut svc = ServiceBuilder::memory()
+        .env("CANDIDATES_COMPUTATION_MAX_ITERATIONS", 10_000_000)
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 120)
+        .start()
+        .await;
+    let mut connection = RawConnection::open(svc.addr).await;
+    connection.send(GTG).await.expect("send");
+    assert_eq!(
+        connection.response(Duration::from_secs(5)).await.status,
+        200
+    );
+    connection
+        .send(b"GET /computation?seed=late&iterations=2000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("send");
+    eventually(
+        "the computation to start",
+        Duration::from_secs(10),
+        || async { (metric(&svc, "computation_busy_workers").await == 1).then_some(()) },
+    )
+    .await;
+    svc.signal("TERM");
+    let response = connection.response(Duration::from_secs(60)).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.json()["hash"],
+        blackbox::reference_chain("late", 2_000_000)
+    );
+    // The connection is not kept for another request.
+    assert!(connection.closed_within(Duration::from_secs(5)).await);
+    assert_eq!(svc.wait(Duration::from_secs(10)).await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_1_1_without_exactly_one_valid_host_is_400_json() {
+    let svc = ServiceBuilder::memory().start().await;
+    for request in [
+        &b"GET /gtg HTTP/1.1\r\n\r\n"[..],
+        b"GET /gtg HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET /gtg HTTP/1.1\r\nHost: user@host\r\n\r\n",
+        b"GET /gtg HTTP/1.1\r\nHost: \r\n\r\n",
+        b"GET /gtg HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+    ] {
+        let response = exchange(svc.addr, request).await;
+        let shown = String::from_utf8_lossy(request);
+        assert_eq!(response.status, 400, "{shown}");
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/json"),
+            "{shown}"
+        );
+        assert!(
+            response.json()["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("Host")),
+            "{shown}"
+        );
+        assert_eq!(
+            response.header("x-request-id").map(str::len),
+            Some(36),
+            "{shown}"
+        );
+    }
+    // HTTP/1.0 may leave it out; HTTP/1.1 with one is fine.
+    assert_eq!(
+        exchange(svc.addr, b"GET /gtg HTTP/1.0\r\n\r\n")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(exchange(svc.addr, GTG).await.status, 200);
+    let logged = svc
+        .logs()
+        .into_iter()
+        .filter(|line| line["message"] == "request" && line["status"] == 400)
+        .count();
+    assert_eq!(logged, 5, "every refusal is in the access log");
+}
+
+/// The README's table of the answers hyper gives before the router sees a request:
+/// `| request | status |` rows between `<!-- BEGIN bare-errors -->` and its END.
+fn bare_error_table() -> Vec<(String, u16)> {
+    let readme = std::fs::read_to_string(blackbox::repo_root().join("README.md")).expect("README");
+    let start = readme
+        .find("<!-- BEGIN bare-errors -->")
+        .expect("the bare-errors table");
+    let end = readme.find("<!-- END bare-errors -->").expect("its end");
+    readme[start..end]
+        .lines()
+        .filter(|line| line.starts_with('|'))
+        .skip(2)
+        .map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+            // "`431`, no body": the status is the first three characters inside the quotes.
+            let status = cells[1]
+                .trim_start_matches('`')
+                .get(..3)
+                .unwrap_or_default();
+            (cells[0].to_owned(), status.parse().expect("a status"))
+        })
+        .collect()
+}
+
+/// Sends what a row of that table describes.
+fn request_for(row: &str) -> Vec<u8> {
+    if row.contains("malformed request line") {
+        b"GET /gtg HTTP/1.1 extra\r\nHost: x\r\n\r\n".to_vec()
+    } else if row.contains("malformed header") {
+        b"GET /gtg HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n".to_vec()
+    } else if row.contains("unknown HTTP version") {
+        b"GET /gtg HTTP/3.7\r\nHost: x\r\n\r\n".to_vec()
+    } else if row.contains("head over 64 KiB") {
+        let mut request = b"GET /gtg HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+        request.extend(std::iter::repeat_n(b'a', 70_000));
+        request.extend(b"\r\n\r\n");
+        request
+    } else if row.contains("URI over 64 KiB") {
+        format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)).into_bytes()
+    } else if row.contains("more than 100 header fields") {
+        let mut request = b"GET /gtg HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..101 {
+            request.extend(format!("X-H{i}: v\r\n").into_bytes());
+        }
+        request.extend(b"\r\n");
+        request
+    } else {
+        panic!("no request known for the README row {row:?}")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_hyper_refuses_get_the_bare_answers_the_readme_lists() {
+    let svc = ServiceBuilder::memory().start().await;
+    let rows = bare_error_table();
+    assert!(rows.len() >= 6, "{rows:?}");
+    for (row, status) in rows {
+        let mut connection = RawConnection::open(svc.addr).await;
+        // The server may answer and close before reading everything: ignore that.
+        let _ = connection.send(&request_for(&row)).await;
+        let response = connection.response(Duration::from_secs(10)).await;
+        assert_eq!(response.status, status, "{row}");
+        assert!(response.body.is_empty(), "{row}: a bare answer has no body");
+        assert_eq!(response.header("x-request-id"), None, "{row}");
+        assert!(
+            connection.closed_within(Duration::from_secs(5)).await,
+            "{row}: closed"
+        );
+    }
+    // Just under the limits, the router answers as usual.
+    let mut request = b"GET /gtg HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..99 {
+        request.extend(format!("X-H{i}: v\r\n").into_bytes());
+    }
+    request.extend(b"\r\n");
+    assert_eq!(exchange(svc.addr, &request).await.status, 200);
+}
+
+/// Only HTTP/1.x is served: the load balancer speaks HTTP/1.1 to its targets. A client
+/// that opens with HTTP/2's preface gets nothing but a closed connection, and the
+/// service goes on serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_prior_knowledge_is_refused_and_the_service_goes_on() {
+    let svc = ServiceBuilder::memory().start().await;
+    for _ in 0..20 {
+        let mut connection = RawConnection::open(svc.addr).await;
+        let _ = connection
+            .send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .await;
+        assert!(connection.closed_within(Duration::from_secs(5)).await);
+    }
+    assert_eq!(svc.get("/gtg").await.status(), StatusCode::OK);
+    let errors: Vec<Value> = svc
+        .logs()
+        .into_iter()
+        .filter(|line| line["level"] == "ERROR")
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}

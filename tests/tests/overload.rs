@@ -1,0 +1,334 @@
+//! What floods and careless clients cannot do: grow the metrics, flood the logs, take
+//! the CPU with refusals, smuggle kilobytes through a request id, or vanish unrecorded.
+
+use std::time::Duration;
+
+use blackbox::raw::RawConnection;
+use blackbox::{Service, ServiceBuilder, eventually};
+use futures::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// Series of a metric family in the Prometheus text, e.g. every `http_requests_total{...}`.
+fn series<'t>(metrics: &'t str, family: &str) -> Vec<&'t str> {
+    let prefix = format!("{family}{{");
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(&prefix))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn made_up_methods_do_not_grow_the_metrics() {
+    let svc = ServiceBuilder::memory().start().await;
+    // 3,000 distinct methods on a few kept-alive connections (404 or 405 each).
+    let senders = (0..4).map(|worker| {
+        let addr = svc.addr;
+        async move {
+            let mut connection = RawConnection::open(addr).await;
+            for i in 0..750 {
+                let method = format!("M{worker}X{i:04}{}", "Y".repeat(i % 300));
+                let path = if i % 2 == 0 { "/gtg" } else { "/nowhere" };
+                let request = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+                connection.send(request.as_bytes()).await.expect("send");
+                let status = connection.response(Duration::from_secs(10)).await.status;
+                assert!(status == 404 || status == 405, "{status}");
+            }
+        }
+    });
+    join_all(senders).await;
+    let metrics = svc.get("/metrics").await.text().await.expect("metrics");
+    let requests = series(&metrics, "http_requests_total");
+    assert!(
+        requests.len() <= 5,
+        "{} series: {:?}",
+        requests.len(),
+        &requests[..requests.len().min(10)]
+    );
+    assert!(
+        requests.contains(&r#"http_requests_total{method="other",route="/gtg",status="405"} 1500"#),
+        "{requests:?}"
+    );
+    assert!(
+        metrics.len() < 64 * 1024,
+        "/metrics is {} bytes",
+        metrics.len()
+    );
+    // The access log names them the same way.
+    let logged: Vec<Value> = svc
+        .logs()
+        .into_iter()
+        .filter(|l| l["message"] == "request" && l["method"] == "other")
+        .collect();
+    assert_eq!(logged.len(), 3000);
+}
+
+/// Refusals from a full queue: paced (each waits the refusal delay before its 503), so
+/// a flood of clients that retry at once cannot take the CPU; logged in aggregate, so
+/// the flood does not become a flood of log lines; counted one by one in the metrics.
+async fn start_single_worker(refusal_delay_ms: u32) -> Service {
+    ServiceBuilder::memory()
+        .env("CANDIDATES_COMPUTATION_WORKERS", 1)
+        .env("CANDIDATES_COMPUTATION_QUEUE", 0)
+        .env("CANDIDATES_COMPUTATION_MAX_ITERATIONS", 10_000_000)
+        .env("CANDIDATES_COMPUTATION_REFUSAL_DELAY_MS", refusal_delay_ms)
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 60)
+        .start()
+        .await
+}
+
+/// 8 clients that retry at once, for 2 seconds, while the only worker is kept busy:
+/// how many refusals they got.
+async fn flood(svc: &Service) -> u64 {
+    let keep_busy = {
+        let client = svc.client().clone();
+        let url = svc.url("/computation?seed=busy&iterations=10000000");
+        tokio::spawn(async move {
+            loop {
+                let done = client.get(&url).send().await.map(|r| r.status());
+                if done.ok() != Some(StatusCode::OK) {
+                    // One of the flood's got the worker: wait for it, quietly.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        })
+    };
+    eventually("the worker to be busy", Duration::from_secs(10), || async {
+        let metrics = svc.get("/metrics").await.text().await.ok()?;
+        metrics.contains("computation_busy_workers 1").then_some(())
+    })
+    .await;
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    let clients = (0..8).map(|_| async move {
+        let mut refused = 0u64;
+        while tokio::time::Instant::now() < until {
+            // Between two busy jobs one of these may get the worker: that is fine.
+            match svc.get("/computation?seed=x&iterations=1").await.status() {
+                StatusCode::SERVICE_UNAVAILABLE => refused += 1,
+                StatusCode::OK => {}
+                other => panic!("unexpected {other}"),
+            }
+        }
+        refused
+    });
+    let refused = join_all(clients).await.into_iter().sum();
+    keep_busy.abort();
+    // Let the aborted request be recorded before anyone reads the metrics.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    refused
+}
+
+/// Refusals from a full queue are paced: each waits the refusal delay before its 503,
+/// so clients that retry at once cannot turn refusing into the CPU's main work.
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_from_a_full_computation_queue_are_paced() {
+    let paced = start_single_worker(250).await;
+    let refused = flood(&paced).await;
+    // At least 250 ms per refusal: at most 9 per client in 2 s, 72 for the 8.
+    assert!(refused <= 8 * 9, "{refused} refusals in 2 s");
+    assert!(refused >= 8, "{refused} refusals: the queue was not full");
+}
+
+/// Refusals are counted one by one in the metrics but logged in aggregate: a flood of
+/// them is a few log lines whose counts add up.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_on_a_full_computation_queue_is_logged_in_aggregate() {
+    let svc = start_single_worker(0).await;
+    let refused = flood(&svc).await;
+    assert!(refused >= 200, "a real flood: only {refused} refusals");
+    let metrics = svc.get("/metrics").await.text().await.expect("metrics");
+    // Every refusal counted (the flood's, and the few the keeper of the busy worker got).
+    let counted = series(&metrics, "http_requests_total")
+        .into_iter()
+        .find(|line| line.contains(r#"route="/computation",status="503""#))
+        .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .expect("503s counted");
+    assert!(counted >= refused, "{counted} counted, {refused} seen");
+    let refused = counted;
+    let logged = eventually(
+        "every refusal in the log",
+        Duration::from_secs(5),
+        || async {
+            let lines: Vec<Value> = svc
+                .logs()
+                .into_iter()
+                .filter(|l| {
+                    (l["route"] == "/computation" && l["status"] == 503)
+                        || l["message"] == "requests refused"
+                })
+                .collect();
+            let total: u64 = lines
+                .iter()
+                .map(|l| l["refused"].as_u64().unwrap_or(1))
+                .sum();
+            (total == refused).then_some(lines)
+        },
+    )
+    .await;
+    assert!(
+        logged.len() <= 6,
+        "{} lines for {refused} refusals",
+        logged.len()
+    );
+    assert!(
+        logged.iter().all(|l| l["message"] == "requests refused"),
+        "{logged:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_short_printable_request_ids_are_taken_from_the_client() {
+    let svc = ServiceBuilder::memory().start().await;
+    let kept = "Root=1-67891233-abcdef012345678912345678;Self=1-67891233-1234";
+    let long = "x".repeat(60 * 1024);
+    let cases: [(&str, bool); 6] = [
+        (kept, true),
+        (&"k".repeat(128), true),
+        (&long, false),
+        (&"k".repeat(129), false),
+        ("", false),
+        ("has space", false),
+    ];
+    for (sent, keeps) in cases {
+        let response = svc
+            .client()
+            .get(svc.url("/gtg"))
+            .header("x-request-id", sent)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), StatusCode::OK);
+        let echoed = response.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        if keeps {
+            assert_eq!(echoed, sent);
+        } else {
+            assert_eq!(
+                echoed.len(),
+                36,
+                "a fresh UUID instead of {} bytes",
+                sent.len()
+            );
+        }
+    }
+    // Bytes outside printable ASCII, sent raw.
+    let mut connection = RawConnection::open(svc.addr).await;
+    connection
+        .send(b"GET /gtg HTTP/1.1\r\nHost: x\r\nX-Request-Id: caf\xc3\xa9\r\n\r\n")
+        .await
+        .expect("send");
+    let response = connection.response(Duration::from_secs(5)).await;
+    assert_eq!(response.header("x-request-id").map(str::len), Some(36));
+
+    let logs = svc.raw_logs();
+    assert!(!logs.contains(&long[..1000]), "the long id reached the log");
+    assert!(logs.contains(kept));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_computation_abandoned_by_its_client_is_recorded_as_499() {
+    let svc = ServiceBuilder::memory()
+        .env("CANDIDATES_COMPUTATION_MAX_ITERATIONS", 10_000_000)
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 60)
+        .start()
+        .await;
+    let mut connection = RawConnection::open(svc.addr).await;
+    connection
+        .send(b"GET /computation?seed=gone&iterations=10000000 HTTP/1.1\r\nHost: x\r\nX-Request-Id: walked-away\r\n\r\n")
+        .await
+        .expect("send");
+    eventually(
+        "the computation to start",
+        Duration::from_secs(10),
+        || async {
+            let metrics = svc.get("/metrics").await.text().await.ok()?;
+            metrics.contains("computation_busy_workers 1").then_some(())
+        },
+    )
+    .await;
+    drop(connection);
+
+    let line = eventually("the access log line", Duration::from_secs(10), || async {
+        svc.logs()
+            .into_iter()
+            .find(|l| l["request_id"] == "walked-away")
+    })
+    .await;
+    assert_eq!(line["status"], 499);
+    assert_eq!(line["route"], "/computation");
+    let metrics = svc.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics
+            .contains(r#"http_requests_total{method="GET",route="/computation",status="499"} 1"#),
+        "{metrics}"
+    );
+    // And the worker stopped hashing for nobody.
+    eventually("the worker to be idle", Duration::from_secs(5), || async {
+        let metrics = svc.get("/metrics").await.text().await.ok()?;
+        metrics.contains("computation_busy_workers 0").then_some(())
+    })
+    .await;
+}
+
+/// `workers + queue` clients, each sending its next computation as soon as it has the
+/// last one's answer, are never refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn exactly_workers_plus_queue_closed_loop_computation_queue_clients_are_never_refused() {
+    let svc = ServiceBuilder::memory()
+        .env("CANDIDATES_COMPUTATION_WORKERS", 2)
+        .env("CANDIDATES_COMPUTATION_QUEUE", 1)
+        .start()
+        .await;
+    let clients = (0..3).map(|client| {
+        let svc = &svc;
+        async move {
+            for i in 0..300 {
+                let response = svc
+                    .get(&format!("/computation?seed=c{client}r{i}&iterations=200"))
+                    .await;
+                assert_eq!(
+                    response.status(),
+                    StatusCode::OK,
+                    "client {client}, request {i}"
+                );
+            }
+        }
+    });
+    join_all(clients).await;
+    let metrics = svc.get("/metrics").await.text().await.expect("metrics");
+    assert!(!metrics.contains("computation_rejected_total"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_methods_on_known_routes_are_counted_under_their_label() {
+    let svc = ServiceBuilder::memory().start().await;
+    let response = svc
+        .client()
+        .request(
+            Method::from_bytes(b"PURGE").expect("method"),
+            svc.url("/gtg"),
+        )
+        .send()
+        .await
+        .expect("PURGE");
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let response = svc
+        .client()
+        .patch(svc.url("/gtg"))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let metrics = svc.get("/metrics").await.text().await.expect("metrics");
+    for expected in [
+        r#"http_requests_total{method="other",route="/gtg",status="405"} 1"#,
+        r#"http_requests_total{method="PATCH",route="/gtg",status="405"} 1"#,
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in {metrics}"
+        );
+    }
+}
