@@ -12,6 +12,10 @@
 //! channel's free slots instead refused work whenever a client's next request arrived
 //! before the worker that had just answered it came back to take a job.
 
+mod params;
+
+pub use params::{Iterations, IterationsError, Seed, SeedError};
+
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::candidate::{CursorError, LimitError, NameError};
+use crate::computation::{IterationsError, PoolError, SeedError};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +135,29 @@ impl From<CursorError> for ApiError {
     }
 }
 
+impl From<IterationsError> for ApiError {
+    fn from(err: IterationsError) -> Self {
+        Self::bad_request(err.to_string())
+    }
+}
+
+impl From<SeedError> for ApiError {
+    fn from(err: SeedError) -> Self {
+        Self::bad_request(err.to_string())
+    }
+}
+
+impl From<PoolError> for ApiError {
+    fn from(err: PoolError) -> Self {
+        match err {
+            // Load shedding: every worker is busy and the queue is full.
+            PoolError::QueueFull => Self::overloaded(err.to_string()),
+            // The workers are gone: this process cannot compute any more.
+            PoolError::Stopped => Self::Internal,
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         // The cause was logged and counted by the store wrapper; the client only
@@ -233,6 +257,24 @@ mod tests {
         assert_eq!(
             ApiError::from(CursorError).status(),
             StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ApiError::from(IterationsError { max: 5 }).status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(ApiError::from(SeedError).status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_full_computation_queue_sheds_load_and_stopped_workers_are_internal() {
+        let full = ApiError::from(PoolError::QueueFull);
+        assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = full.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert!(response.extensions().get::<LoadShed>().is_some());
+        assert_eq!(
+            ApiError::from(PoolError::Stopped).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
         );
     }
 

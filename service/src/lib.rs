@@ -1,5 +1,5 @@
-//! The candidates service as a library: `main.rs` wires it up, tests build the same
-//! router.
+//! The candidates service as a library: `main.rs` wires it up, and the in-process tests
+//! (`tests/router.rs`) drive the same router without a socket.
 
 pub mod api;
 mod aws;
@@ -10,50 +10,11 @@ pub mod connection;
 pub mod error;
 pub mod instance;
 pub mod lifecycle;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 
-use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
-
-use metrics_exporter_prometheus::PrometheusHandle;
-
-use crate::computation::ComputationPool;
-use crate::instance::InstanceIdentity;
-use crate::lifecycle::Lifecycle;
-use crate::store::CandidateStore;
-
-/// Everything a handler may need; cheap to clone (all shared behind `Arc`s).
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn CandidateStore>,
-    pub pool: ComputationPool,
-    pub instance: InstanceIdentity,
-    pub lifecycle: Lifecycle,
-    pub metrics: PrometheusHandle,
-    pub limits: Limits,
-}
-
-impl fmt::Debug for AppState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AppState")
-            .field("store", &self.store.backend())
-            .field("pool", &self.pool)
-            .field("limits", &self.limits)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Per-request bounds taken from the configuration.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    pub default_iterations: u32,
-    pub max_iterations: u32,
-    pub request_timeout: Duration,
-    /// How long a refused computation waits before its 503 is sent.
-    pub refusal_delay: Duration,
-}
+pub use state::{AppState, Limits};
 
 /// The application router with all its middleware.
 pub fn app(state: AppState) -> axum::Router {

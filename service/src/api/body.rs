@@ -13,9 +13,10 @@ use axum::body::Body;
 use futures_util::StreamExt;
 use tokio::time::{Instant, timeout_at};
 
-use super::BODY_LIMIT_BYTES;
 use crate::error::ApiError;
 
+/// Request bodies are ignored, so anything larger than this is refused with 413.
+pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
 /// The longest spent reading an oversized body before answering (nginx's
 /// `lingering_time` is the same idea).
 pub const LINGER_TIME: Duration = Duration::from_secs(5);

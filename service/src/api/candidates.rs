@@ -10,9 +10,9 @@ use tokio::time::Instant;
 
 use super::listing;
 use super::query::QueryParams;
-use crate::AppState;
 use crate::candidate::{Candidate, CandidateName, Cursor, PageLimit};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The header that carries the next page's cursor; absent on the last page.
 pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";

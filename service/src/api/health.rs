@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::time::{Instant, timeout_at};
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::CandidateStore;
 
 /// `?details` must answer quickly even when the store hangs: both probes fit in this.

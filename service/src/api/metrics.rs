@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::AppState;
+use crate::state::AppState;
 
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     state.pool.record_gauges();

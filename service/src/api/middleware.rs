@@ -10,7 +10,7 @@ use axum::http::{HeaderName, HeaderValue, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::BODY_LIMIT_BYTES;
+use super::body::{self, BODY_LIMIT_BYTES};
 use crate::error::ApiError;
 
 /// The header that carries a request's id, in the request and in its response.
@@ -146,7 +146,7 @@ pub async fn check_request_head(request: Request, next: Next) -> Response {
                 .headers()
                 .get(header::EXPECT)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-            super::body::refuse(request.into_body(), waits_for_continue)
+            body::refuse(request.into_body(), waits_for_continue)
                 .await
                 .into_response()
         }

@@ -21,15 +21,14 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use access_log::{CLIENT_CLOSED_STATUS, OTHER_METHOD, UNMATCHED_ROUTE, flush_refusal_log};
+pub use body::BODY_LIMIT_BYTES;
 pub use middleware::MAX_REQUEST_ID_BYTES;
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The shallow health check the load balancer's target group calls.
 pub const HEALTH_PATH: &str = "/gtg";
-/// Request bodies are ignored, so anything larger than this is refused with 413.
-pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
 
 /// One route and method the service answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

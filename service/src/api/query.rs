@@ -65,15 +65,6 @@ fn decode(raw: &str) -> Result<Cow<'_, str>, ()> {
     String::from_utf8(bytes).map(Cow::Owned).map_err(drop)
 }
 
-/// A whole number written only in ASCII digits: no sign, no spaces, no `_`. Rust's own
-/// parser takes a leading `+`, which the API's "whole number" does not.
-pub fn whole_number<T: std::str::FromStr>(raw: &str) -> Option<T> {
-    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    raw.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,24 +110,5 @@ mod tests {
     fn a_repeated_parameter_is_refused() {
         let err = params("iterations=1&iterations=2").expect_err("repeated");
         assert!(err.to_string().contains("more than once"), "{err}");
-    }
-
-    #[test]
-    fn whole_numbers_are_digits_only() {
-        assert_eq!(whole_number::<u32>("50000"), Some(50_000));
-        assert_eq!(whole_number::<u32>("007"), Some(7));
-        for bad in [
-            "",
-            " 5",
-            "5 ",
-            "+5",
-            "-5",
-            "5.0",
-            "1_000",
-            "٣",
-            "99999999999",
-        ] {
-            assert_eq!(whole_number::<u32>(bad), None, "{bad:?}");
-        }
     }
 }
