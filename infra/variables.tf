@@ -238,13 +238,14 @@ variable "deregistration_delay_secs" {
 }
 
 variable "shutdown_drain_secs" {
-  description = "CANDIDATES_SHUTDOWN_DRAIN_SECS: on SIGTERM the service answers 503 on the health path and keeps serving this long, so the load balancer (health check every 5 s, unhealthy after 2 failures) takes it out of rotation before it stops accepting. At least the load balancer's detection time (5 s x 2, a plan-time precondition); at most 60, because systemd's TimeoutStopSec (90 s) must also cover the in-flight requests that follow."
+  description = "CANDIDATES_SHUTDOWN_DRAIN_SECS: on SIGTERM the service answers 503 on the health path and keeps serving this long, so the load balancer (health check every 5 s, unhealthy after 2 failures) takes it out of rotation before it stops accepting. At least the load balancer's detection time (5 s x 2); at most what the stop rule leaves: shutdown_drain_secs + request_timeout_secs + 1 < 90, the systemd unit's TimeoutStopSec (local.systemd_stop_timeout_secs; the service refuses to start otherwise). Both bounds are plan-time preconditions on the target group."
   type        = number
   default     = 15
 
   validation {
-    condition     = var.shutdown_drain_secs >= 0 && var.shutdown_drain_secs <= 60 && floor(var.shutdown_drain_secs) == var.shutdown_drain_secs
-    error_message = "shutdown_drain_secs must be a whole number from 0 to 60 (the systemd unit's TimeoutStopSec is 90 s)."
+    # The upper bound depends on request_timeout_secs: the stop rule's precondition (alb.tf).
+    condition     = var.shutdown_drain_secs >= 0 && floor(var.shutdown_drain_secs) == var.shutdown_drain_secs
+    error_message = "shutdown_drain_secs must be a whole number of seconds, 0 or more."
   }
 }
 

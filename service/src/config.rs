@@ -23,6 +23,21 @@ pub const DEFAULT_PORT: u16 = 8000;
 /// never sends a request on a connection this side is closing (which it answers 502).
 pub const DEFAULT_KEEPALIVE_TIMEOUT_SECS: u32 = 75;
 
+/// The stop rule, the one bound of every shutdown setting: from SIGTERM to exit, a stop
+/// (the drain, then the requests in flight, each done within the request timeout plus a
+/// second) takes less than this. It is the systemd unit's `TimeoutStopSec`, past which
+/// systemd kills the process mid-request:
+///
+/// `CANDIDATES_SHUTDOWN_DRAIN_SECS + CANDIDATES_REQUEST_TIMEOUT_SECS + 1 < STOP_TIMEOUT_SECS`
+///
+/// The service refuses to start with settings that break it; Terraform's plan checks the
+/// same sum (a precondition on the target group, `local.systemd_stop_timeout_secs`).
+pub const STOP_TIMEOUT_SECS: u32 = 90;
+/// The longest drain the stop rule allows (with the shortest request timeout, 1 s).
+pub const MAX_SHUTDOWN_DRAIN_SECS: u32 = STOP_TIMEOUT_SECS - 3;
+/// The longest request timeout the stop rule allows (with no drain).
+pub const MAX_REQUEST_TIMEOUT_SECS: u32 = STOP_TIMEOUT_SECS - 2;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "candidates",
@@ -76,7 +91,7 @@ pub struct Config {
     /// Longest time a request may take; past it the client gets 503. Store calls give
     /// up a little earlier so their own 503 wins.
     #[arg(long, env = "CANDIDATES_REQUEST_TIMEOUT_SECS", value_name = "SECS", default_value_t = 10,
-          value_parser = bounded("CANDIDATES_REQUEST_TIMEOUT_SECS", 1, 300))]
+          value_parser = bounded("CANDIDATES_REQUEST_TIMEOUT_SECS", 1, MAX_REQUEST_TIMEOUT_SECS))]
     pub request_timeout_secs: u32,
 
     /// Longest a client may take to send a request head (request line and headers),
@@ -94,9 +109,10 @@ pub struct Config {
 
     /// On SIGTERM or Ctrl-C, keep serving this long with /gtg answering 503 so a load
     /// balancer stops sending traffic, then stop accepting and finish in-flight requests
-    /// (each bounded by the request timeout). A second signal skips the wait.
+    /// (each bounded by the request timeout). A second signal skips the wait. The drain
+    /// plus the request timeout plus 1 s must stay under 90 s, systemd's stop timeout.
     #[arg(long, env = "CANDIDATES_SHUTDOWN_DRAIN_SECS", value_name = "SECS", default_value_t = 0,
-          value_parser = bounded("CANDIDATES_SHUTDOWN_DRAIN_SECS", 0, 300))]
+          value_parser = bounded("CANDIDATES_SHUTDOWN_DRAIN_SECS", 0, MAX_SHUTDOWN_DRAIN_SECS))]
     pub shutdown_drain_secs: u32,
 
     /// Instance id to report instead of asking EC2's metadata service (IMDSv2).
@@ -145,7 +161,21 @@ impl Config {
                 self.computation_refusal_delay_ms, self.request_timeout_secs
             ));
         }
+        if self.longest_stop() >= Duration::from_secs(u64::from(STOP_TIMEOUT_SECS)) {
+            return Err(format!(
+                "CANDIDATES_SHUTDOWN_DRAIN_SECS ({}) + CANDIDATES_REQUEST_TIMEOUT_SECS ({}) + 1 s \
+                 must stay under {STOP_TIMEOUT_SECS} s, the systemd unit's stop timeout, or a \
+                 stop would be killed mid-request",
+                self.shutdown_drain_secs, self.request_timeout_secs
+            ));
+        }
         Ok(self)
+    }
+
+    /// The longest a stop may take from SIGTERM to exit: the drain, then the requests
+    /// in flight (see [`STOP_TIMEOUT_SECS`]).
+    pub fn longest_stop(&self) -> Duration {
+        self.shutdown_drain() + self.in_flight_limit()
     }
 
     pub fn computation_refusal_delay(&self) -> Duration {
@@ -339,5 +369,50 @@ mod tests {
             err.contains("CANDIDATES_COMPUTATION_REFUSAL_DELAY_MS"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_stop_fits_in_the_units_stop_timeout() {
+        // At the rule's edge: 60 + 28 + 1 = 89 < 90.
+        let config = parse(&["--shutdown-drain-secs=60", "--request-timeout-secs=28"])
+            .expect("a stop of 89 s");
+        assert_eq!(config.longest_stop(), Duration::from_secs(89));
+        for (drain, timeout) in [(60, 29), (MAX_SHUTDOWN_DRAIN_SECS, 2), (1, 88)] {
+            let err = parse(&[
+                &format!("--shutdown-drain-secs={drain}"),
+                &format!("--request-timeout-secs={timeout}"),
+            ])
+            .expect_err("a stop of 90 s or more");
+            assert!(
+                err.contains("CANDIDATES_SHUTDOWN_DRAIN_SECS")
+                    && err.contains("CANDIDATES_REQUEST_TIMEOUT_SECS")
+                    && err.contains("90 s"),
+                "{drain} + {timeout}: {err}"
+            );
+        }
+        // Each bound alone is the rule with the other setting at its least.
+        let longest_drain = parse(&[
+            &format!("--shutdown-drain-secs={MAX_SHUTDOWN_DRAIN_SECS}"),
+            "--request-timeout-secs=1",
+        ])
+        .expect("the longest drain");
+        assert_eq!(
+            longest_drain.longest_stop(),
+            Duration::from_secs(u64::from(STOP_TIMEOUT_SECS) - 1)
+        );
+        let longest_timeout = parse(&[&format!(
+            "--request-timeout-secs={MAX_REQUEST_TIMEOUT_SECS}"
+        )])
+        .expect("the longest request timeout");
+        assert_eq!(
+            longest_timeout.longest_stop(),
+            Duration::from_secs(u64::from(STOP_TIMEOUT_SECS) - 1)
+        );
+        for flag in [
+            format!("--shutdown-drain-secs={}", MAX_SHUTDOWN_DRAIN_SECS + 1),
+            format!("--request-timeout-secs={}", MAX_REQUEST_TIMEOUT_SECS + 1),
+        ] {
+            assert!(parse(&[&flag]).is_err(), "{flag}");
+        }
     }
 }

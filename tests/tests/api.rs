@@ -635,7 +635,7 @@ async fn a_full_computation_queue_is_503_with_retry_after(backend: Backend) {
                 .env("CANDIDATES_COMPUTATION_MAX_ITERATIONS", 10_000_000)
                 // The queued job waits for the running one: on a busy machine that can
                 // take a while, and this test is about the queue, not the timeout.
-                .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 120)
+                .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 60)
         })
         .await;
     // One running, one queued: the rest must be refused at once.

@@ -181,7 +181,7 @@ async fn sigterm_closes_idle_and_half_sent_connections_at_once() {
 async fn sigterm_still_finishes_a_request_in_flight_on_a_kept_alive_connection() {
     let mut svc = ServiceBuilder::memory()
         .env("CANDIDATES_COMPUTATION_MAX_ITERATIONS", 10_000_000)
-        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 120)
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 60)
         .start()
         .await;
     let mut connection = RawConnection::open(svc.addr).await;

@@ -144,7 +144,7 @@ async fn sigterm_drains_finishes_in_flight_requests_and_exits_zero() {
         .env("CANDIDATES_SHUTDOWN_DRAIN_SECS", drain.as_secs())
         .env("CANDIDATES_COMPUTATION_WORKERS", 2)
         .env("CANDIDATES_COMPUTATION_MAX_ITERATIONS", 10_000_000)
-        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 120)
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 60)
         .start()
         .await;
     let base = svc.base_url();
@@ -213,7 +213,7 @@ async fn sigterm_drains_finishes_in_flight_requests_and_exits_zero() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_signal_ends_the_drain_early() {
     let mut svc = ServiceBuilder::memory()
-        .env("CANDIDATES_SHUTDOWN_DRAIN_SECS", 120)
+        .env("CANDIDATES_SHUTDOWN_DRAIN_SECS", 60)
         .start()
         .await;
     svc.signal("TERM");
@@ -292,6 +292,20 @@ async fn bad_configuration_stops_the_start_and_names_the_variable() {
     assert_eq!(status.code(), Some(2));
     assert!(
         output.contains("CANDIDATES_COMPUTATION_MAX_ITERATIONS"),
+        "{output}"
+    );
+
+    // A stop (drain, then requests in flight) that systemd would kill half-way.
+    let (status, output) = ServiceBuilder::memory()
+        .env("CANDIDATES_SHUTDOWN_DRAIN_SECS", 60)
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 30)
+        .start_and_fail()
+        .await;
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        output.contains("CANDIDATES_SHUTDOWN_DRAIN_SECS")
+            && output.contains("CANDIDATES_REQUEST_TIMEOUT_SECS")
+            && output.contains("stop timeout"),
         "{output}"
     );
 
