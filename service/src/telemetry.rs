@@ -16,6 +16,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Inserts per SQLite transaction (group commit), from one to its maximum (512).
+const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
 /// JSON lines when asked, or when nobody is watching a terminal (systemd's journal,
 /// a pipe, a file); human-readable lines otherwise.
 pub fn init_tracing(format: LogFormat) {
@@ -51,6 +54,11 @@ pub fn metrics_handle() -> PrometheusHandle {
                     LATENCY_BUCKETS,
                 )
                 .expect("latency buckets are not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("sqlite_write_batch_size".to_owned()),
+                    BATCH_SIZE_BUCKETS,
+                )
+                .expect("batch size buckets are not empty")
                 .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (tests build several apps):

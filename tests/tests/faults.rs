@@ -294,7 +294,6 @@ async fn bad_configuration_stops_the_start_and_names_the_variable() {
         output.contains("CANDIDATES_COMPUTATION_MAX_ITERATIONS"),
         "{output}"
     );
-
     // A stop (drain, then requests in flight) that systemd would kill half-way.
     let (status, output) = ServiceBuilder::memory()
         .env("CANDIDATES_SHUTDOWN_DRAIN_SECS", 60)
@@ -376,6 +375,108 @@ async fn the_instance_id_comes_from_imds_then_the_host_name() {
     assert_eq!(detail(&nowhere, "instance-id").await, hostname);
 }
 
+/// Another process (Python's sqlite3, as a hand-run `sqlite3` would) takes the
+/// database's write lock and keeps it until killed.
+async fn lock_database(db: &std::path::Path) -> tokio::process::Child {
+    let mut locker = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(120)\n",
+        )
+        .arg(db)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3");
+    let mut said = String::new();
+    let stdout = locker.stdout.take().expect("stdout");
+    tokio::io::AsyncBufReadExt::read_line(&mut tokio::io::BufReader::new(stdout), &mut said)
+        .await
+        .expect("read");
+    assert_eq!(said.trim(), "locked");
+    locker
+}
+
+/// A number from `/metrics`, 0 when the series does not exist yet.
+async fn metric(svc: &Service, series: &str) -> u64 {
+    let text = svc.get("/metrics").await.text().await.expect("metrics");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
+}
+
+/// Group commit: writes that arrive while a transaction is being written wait for the
+/// next one and share it (one sync to disk for all), and none is acknowledged before the
+/// transaction that holds it has committed.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writes_share_one_transaction_and_wait_for_its_commit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("candidates.db");
+    let svc = ServiceBuilder::sqlite(&db)
+        // The writer waits for the lock up to the store's timeout: ample time here.
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 30)
+        .start()
+        .await;
+    assert_eq!(
+        svc.post("/candidate/warm-up").await.status(),
+        StatusCode::OK
+    );
+    let batches = metric(&svc, "sqlite_write_batch_size_count").await;
+    let inserts = metric(&svc, "sqlite_write_batch_size_sum").await;
+    assert_eq!((batches, inserts), (1, 1));
+
+    let mut locker = lock_database(&db).await;
+    let post = |name: String| {
+        let url = svc.url(&format!("/candidate/{}", encode_segment(&name)));
+        let client = svc.client().clone();
+        tokio::spawn(async move { client.post(url).send().await.map(|r| r.status()) })
+    };
+    let first = post("first".to_owned());
+    eventually(
+        "the first write to wait for the lock in its transaction",
+        Duration::from_secs(10),
+        || async { (metric(&svc, "sqlite_writes_committing").await == 1).then_some(()) },
+    )
+    .await;
+    let queued: Vec<_> = (0..20).map(|i| post(format!("queued {i}"))).collect();
+    eventually(
+        "20 writes to wait for the next transaction",
+        Duration::from_secs(10),
+        || async { (metric(&svc, "sqlite_writes_waiting").await == 20).then_some(()) },
+    )
+    .await;
+    assert!(
+        !first.is_finished(),
+        "acknowledged before its transaction committed"
+    );
+
+    locker.kill().await.expect("kill the locker");
+    assert_eq!(first.await.expect("task").expect("answer"), StatusCode::OK);
+    for write in queued {
+        assert_eq!(write.await.expect("task").expect("answer"), StatusCode::OK);
+    }
+    assert_eq!(
+        metric(&svc, "sqlite_write_batch_size_count").await - batches,
+        2,
+        "one transaction for the first write, one for the 20 that waited"
+    );
+    assert_eq!(
+        metric(&svc, "sqlite_write_batch_size_sum").await - inserts,
+        21
+    );
+    let listed: Vec<Value> = svc
+        .get("/candidates?limit=1000")
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 22);
+}
+
 /// A SQLite database whose write lock another process holds (a backup, a hand-run
 /// `sqlite3`) still answers reads: `?details` says "degraded" rather than all is well,
 /// and "ok" again once the lock is gone.
@@ -387,26 +488,7 @@ async fn a_sqlite_database_locked_by_another_process_is_reported_degraded() {
     assert_eq!(svc.post("/candidate/before").await.status(), StatusCode::OK);
     assert_eq!(detail(&svc, "store").await, "ok");
 
-    let mut locker = tokio::process::Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sqlite3, sys, time\n\
-             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
-             c.execute('BEGIN EXCLUSIVE')\n\
-             print('locked', flush=True)\n\
-             time.sleep(120)\n",
-        )
-        .arg(&db)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python3");
-    let mut said = String::new();
-    let stdout = locker.stdout.take().expect("stdout");
-    tokio::io::AsyncBufReadExt::read_line(&mut tokio::io::BufReader::new(stdout), &mut said)
-        .await
-        .expect("read");
-    assert_eq!(said.trim(), "locked");
+    let mut locker = lock_database(&db).await;
 
     assert_eq!(detail(&svc, "store").await, "degraded");
     assert_eq!(connected(&svc).await, "true", "reads still work");

@@ -8,6 +8,7 @@ use crate::state::AppState;
 
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     state.pool.record_gauges();
+    state.store.record_gauges();
     (
         [(
             header::CONTENT_TYPE,

@@ -68,6 +68,10 @@ impl<S: CandidateStore> CandidateStore for Instrumented<S> {
         self.observe("ping_write", result)
     }
 
+    fn record_gauges(&self) {
+        self.inner.record_gauges();
+    }
+
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }

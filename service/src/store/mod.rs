@@ -68,6 +68,9 @@ pub trait CandidateStore: Send + Sync + fmt::Debug {
         self.ping().await
     }
 
+    /// Sets the store's gauges from its current state; called when metrics are scraped.
+    fn record_gauges(&self) {}
+
     /// A short name for logs and metric labels.
     fn backend(&self) -> &'static str;
 }

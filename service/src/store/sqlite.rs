@@ -3,16 +3,23 @@
 //! The pool is opened lazily and re-opened after a failure, so a database that cannot be
 //! opened at start (a read-only folder, a full disk) is reported as unavailable rather
 //! than stopping the process, and starts working once the cause is fixed.
+//!
+//! Reads go through the pool; writes go through one writer task that commits the
+//! inserts of concurrent requests together (`group_commit`).
+
+mod group_commit;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use metrics::gauge;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use tokio::sync::OnceCell;
 
-use super::{CandidateStore, StoreError, StoreTimeouts, parse_stored_name};
+use self::group_commit::GroupCommit;
+use super::{BoxError, CandidateStore, StoreError, StoreTimeouts, parse_stored_name};
 use crate::candidate::{Candidate, CandidateName, Page, PageLimit};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -25,7 +32,14 @@ const WRITE_PROBE_WAIT: Duration = Duration::from_millis(500);
 pub struct SqliteStore {
     location: Location,
     timeouts: StoreTimeouts,
-    pool: OnceCell<SqlitePool>,
+    opened: OnceCell<Opened>,
+}
+
+/// The database once opened: the pool, and the writer task that owns the writes.
+#[derive(Debug)]
+struct Opened {
+    pool: SqlitePool,
+    writer: GroupCommit,
 }
 
 #[derive(Debug)]
@@ -47,17 +61,25 @@ impl SqliteStore {
         Self {
             location,
             timeouts,
-            pool: OnceCell::new(),
+            opened: OnceCell::new(),
         }
     }
 
-    /// The pool, opening it (and migrating the schema) on first use or after a failed
-    /// attempt.
-    async fn pool(&self, operation: &'static str) -> Result<&SqlitePool, StoreError> {
-        self.pool
-            .get_or_try_init(|| self.open())
+    /// The database, opening it (and migrating the schema) on first use or after a
+    /// failed attempt.
+    async fn opened(&self, operation: &'static str) -> Result<&Opened, StoreError> {
+        self.opened
+            .get_or_try_init(|| async {
+                let pool = self.open().await?;
+                let writer = GroupCommit::start(pool.clone());
+                Ok::<_, BoxError>(Opened { pool, writer })
+            })
             .await
             .map_err(|err| StoreError::unavailable(operation, err))
+    }
+
+    async fn pool(&self, operation: &'static str) -> Result<&SqlitePool, StoreError> {
+        Ok(&self.opened(operation).await?.pool)
     }
 
     /// How every connection to a database file is opened.
@@ -72,7 +94,7 @@ impl SqliteStore {
             .foreign_keys(true)
     }
 
-    async fn open(&self) -> Result<SqlitePool, Box<dyn std::error::Error + Send + Sync>> {
+    async fn open(&self) -> Result<SqlitePool, BoxError> {
         let (options, pool) = match &self.location {
             Location::File(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -108,10 +130,10 @@ impl SqliteStore {
         Ok(pool)
     }
 
-    async fn bounded<T>(
+    async fn bounded<T, E: Into<BoxError>>(
         &self,
         operation: &'static str,
-        call: impl Future<Output = Result<T, sqlx::Error>>,
+        call: impl Future<Output = Result<T, E>>,
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.timeouts.operation, call).await {
             Ok(result) => result.map_err(|err| StoreError::unavailable(operation, err)),
@@ -127,13 +149,11 @@ fn name_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Option<CandidateName>,
 
 #[async_trait]
 impl CandidateStore for SqliteStore {
+    /// Acknowledged once the transaction holding it has committed (with
+    /// `synchronous=FULL`, once it is on disk), shared with the concurrent inserts.
     async fn put(&self, name: &CandidateName) -> Result<(), StoreError> {
-        let pool = self.pool("put").await?;
-        let insert =
-            sqlx::query("INSERT INTO candidates (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")
-                .bind(name.as_str())
-                .execute(pool);
-        self.bounded("put", insert).await.map(drop)
+        let writer = &self.opened("put").await?.writer;
+        self.bounded("put", writer.insert(name.as_str())).await
     }
 
     async fn get(&self, name: &CandidateName) -> Result<Option<Candidate>, StoreError> {
@@ -143,7 +163,7 @@ impl CandidateStore for SqliteStore {
                 .bind(name.as_str())
                 .fetch_optional(pool)
                 .await?;
-            Ok(row.as_ref().map(name_from_row).transpose()?.flatten())
+            Ok::<_, sqlx::Error>(row.as_ref().map(name_from_row).transpose()?.flatten())
         };
         let found = self.bounded("get", select).await?;
         Ok(found.map(Candidate::from))
@@ -169,7 +189,7 @@ impl CandidateStore for SqliteStore {
                 .iter()
                 .map(name_from_row)
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(names.into_iter().flatten().collect())
+            Ok::<_, sqlx::Error>(names.into_iter().flatten().collect())
         };
         let names = self.bounded("list", select).await?;
         Ok(Page::from_sorted(names, limit))
@@ -207,6 +227,13 @@ impl CandidateStore for SqliteStore {
         self.bounded("ping_write", probe).await
     }
 
+    fn record_gauges(&self) {
+        if let Some(opened) = self.opened.get() {
+            gauge!("sqlite_writes_waiting").set(opened.writer.waiting() as f64);
+            gauge!("sqlite_writes_committing").set(opened.writer.committing() as f64);
+        }
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }
@@ -214,6 +241,8 @@ impl CandidateStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn default_timeouts() -> StoreTimeouts {
@@ -318,6 +347,60 @@ mod tests {
         held.rollback().await.expect("release");
         store.ping_write().await.expect("writable again");
         store.put(&name("after")).await.expect("put after");
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+
+    /// Polls `condition` until it holds; panics after ten seconds.
+    async fn eventually(what: &str, condition: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting until {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_writes_share_one_transaction_and_are_acknowledged_after_it() {
+        let dir = std::env::temp_dir().join(format!("candidates-sqlite-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("c.db");
+        let store = Arc::new(SqliteStore::file(path.clone(), default_timeouts()));
+        store.put(&name("warm-up")).await.expect("put");
+        let writer = store.opened("test").await.expect("opened").writer.clone();
+        let batches_before = writer.batches();
+
+        // Another connection holds the write lock: the writer's next transaction waits.
+        let mut other = SqliteConnection::connect_with(&store.file_options(&path))
+            .await
+            .expect("second connection");
+        let held = other.begin_with("BEGIN IMMEDIATE").await.expect("lock");
+        let put = |raw: String| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.put(&name(&raw)).await })
+        };
+        let first = put("first".to_owned());
+        eventually("the first insert waits for the lock", || {
+            writer.committing() == 1
+        })
+        .await;
+        let rest: Vec<_> = (0..20).map(|i| put(format!("queued {i}"))).collect();
+        eventually("20 inserts wait", || writer.waiting() == 20).await;
+        assert!(!first.is_finished(), "not acknowledged before its commit");
+
+        held.rollback().await.expect("release");
+        first.await.expect("task").expect("first put");
+        for put in rest {
+            put.await.expect("task").expect("queued put");
+        }
+        assert_eq!(
+            writer.batches() - batches_before,
+            2,
+            "the first insert's transaction, then one for the 20 that waited"
+        );
+        let page = store.list(PageLimit::MAX_PAGE, None).await.expect("list");
+        assert_eq!(page.candidates.len(), 22);
         std::fs::remove_dir_all(dir).expect("cleanup");
     }
 }
