@@ -20,7 +20,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::load();
-    telemetry::init_tracing(config.log_format);
+    // Dropped last, as main returns: the lines still buffered are written then.
+    let _logs = telemetry::init_tracing(config.log_format);
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

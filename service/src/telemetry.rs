@@ -1,4 +1,11 @@
 //! Logs (tracing) and metrics (Prometheus) set-up.
+//!
+//! Log lines (JSON by default: `json_lines`) are copied into a buffer that a thread of
+//! its own writes to standard output in batches (`log_writer`), so that serving a
+//! request never waits for a `write(2)`.
+
+mod json_lines;
+mod log_writer;
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
@@ -6,6 +13,9 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
+use self::json_lines::JsonLines;
+pub use self::log_writer::LogGuard;
+use self::log_writer::LogWriter;
 use crate::config::LogFormat;
 
 /// `RUST_LOG` overrides this. The AWS SDK is chatty at info level about credentials.
@@ -20,8 +30,9 @@ const LATENCY_BUCKETS: &[f64] = &[
 const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 /// JSON lines when asked, or when nobody is watching a terminal (systemd's journal,
-/// a pipe, a file); human-readable lines otherwise.
-pub fn init_tracing(format: LogFormat) {
+/// a pipe, a file); human-readable lines otherwise. Keep the guard until the process
+/// exits: dropping it writes the lines still buffered.
+pub fn init_tracing(format: LogFormat) -> LogGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let json = match format {
@@ -29,18 +40,18 @@ pub fn init_tracing(format: LogFormat) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
+    let (writer, guard) = LogWriter::spawn(std::io::stdout())
+        .unwrap_or_else(|err| panic!("cannot start the log writer thread: {err}"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_writer(writer);
     if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init();
+        builder.json().event_format(JsonLines::new()).init();
     } else {
         builder.init();
     }
+    guard
 }
 
 /// The process-wide Prometheus recorder, installed on first use.

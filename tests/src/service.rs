@@ -272,6 +272,31 @@ impl Service {
             .expect("wait for the service")
     }
 
+    /// Waits until the log holds the lines of every request answered before this call.
+    /// The service writes its log in batches, a few milliseconds after the requests; a
+    /// request of its own (`GET /gtg` with a unique request id) marks the point, and
+    /// lines keep their order.
+    pub async fn settle_logs(&self) {
+        let marker = crate::unique("log-barrier");
+        self.client
+            .get(self.url("/gtg"))
+            .header("x-request-id", &marker)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("GET /gtg (log barrier): {err}"));
+        crate::eventually(
+            "the service's log to catch up",
+            Duration::from_secs(10),
+            || async {
+                self.logs()
+                    .iter()
+                    .any(|line| line["request_id"] == marker.as_str())
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Every line the service printed so far, parsed as JSON where possible.
     pub fn logs(&self) -> Vec<Value> {
         self.logs

@@ -94,6 +94,7 @@ async fn schemathesis_finds_no_server_error_and_only_conformant_responses() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("passed"), "{stdout}");
+    svc.settle_logs().await;
     let errors = svc
         .logs()
         .into_iter()

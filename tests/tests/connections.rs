@@ -250,6 +250,7 @@ async fn http_1_1_without_exactly_one_valid_host_is_400_json() {
         200
     );
     assert_eq!(exchange(svc.addr, GTG).await.status, 200);
+    svc.settle_logs().await;
     let logged = svc
         .logs()
         .into_iter()
@@ -350,6 +351,7 @@ async fn http2_prior_knowledge_is_refused_and_the_service_goes_on() {
         assert!(connection.closed_within(Duration::from_secs(5)).await);
     }
     assert_eq!(svc.get("/gtg").await.status(), StatusCode::OK);
+    svc.settle_logs().await;
     let errors: Vec<Value> = svc
         .logs()
         .into_iter()

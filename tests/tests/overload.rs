@@ -55,6 +55,7 @@ async fn made_up_methods_do_not_grow_the_metrics() {
         metrics.len()
     );
     // The access log names them the same way.
+    svc.settle_logs().await;
     let logged: Vec<Value> = svc
         .logs()
         .into_iter()
@@ -222,6 +223,7 @@ async fn only_short_printable_request_ids_are_taken_from_the_client() {
     let response = connection.response(Duration::from_secs(5)).await;
     assert_eq!(response.header("x-request-id").map(str::len), Some(36));
 
+    svc.settle_logs().await;
     let logs = svc.raw_logs();
     assert!(!logs.contains(&long[..1000]), "the long id reached the log");
     assert!(logs.contains(kept));
