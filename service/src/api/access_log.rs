@@ -8,15 +8,16 @@
 //!   but logged in aggregate, at most one line a second, so that a flood of refusals
 //!   does not become a flood of log lines.
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::Response;
-use metrics::{SharedString, counter, histogram};
+use metrics::{Counter, Histogram, SharedString, counter, histogram};
 
 use super::middleware::REQUEST_ID_HEADER;
 use crate::error::LoadShed;
@@ -48,18 +49,11 @@ pub fn method_label(method: &Method) -> &'static str {
         .map_or(OTHER_METHOD, Method::as_str)
 }
 
-/// Records every request: metrics by method, matched route and status, and the access
-/// log line.
-pub async fn observe(request: Request, next: Next) -> Response {
-    let mut record = AccessRecord::begin(&request);
-    let response = next.run(request).await;
-    record.finish(&response);
-    response
-}
-
-/// One request being recorded; written when its response is ready, or with status 499
-/// when it is dropped before that.
-struct AccessRecord {
+/// One request being recorded: metrics by method, matched route and status, and the
+/// access log line. Written when its response is ready, or with status 499 when it is
+/// dropped before that.
+#[derive(Debug)]
+pub struct AccessRecord {
     started: Instant,
     method: &'static str,
     route: Option<MatchedPath>,
@@ -68,19 +62,24 @@ struct AccessRecord {
 }
 
 impl AccessRecord {
-    fn begin(request: &Request) -> Self {
+    /// Starts recording `request`, whose id is `request_id`.
+    pub fn begin(request: &Request, request_id: HeaderValue) -> Self {
         Self {
             started: Instant::now(),
             method: method_label(request.method()),
             route: request.extensions().get::<MatchedPath>().cloned(),
-            request_id: request.headers().get(REQUEST_ID_HEADER).cloned(),
+            request_id: Some(request_id),
             written: false,
         }
     }
 
-    fn finish(&mut self, response: &Response) {
+    /// Records the request's outcome, and hands its id to the response.
+    pub fn finish(&mut self, response: &mut Response) {
         let shed = response.extensions().get::<LoadShed>().is_some();
         self.write(response.status().as_u16(), shed);
+        if let Some(id) = self.request_id.take() {
+            response.headers_mut().insert(REQUEST_ID_HEADER, id);
+        }
     }
 
     fn write(&mut self, status: u16, shed: bool) {
@@ -90,13 +89,7 @@ impl AccessRecord {
             .route
             .as_ref()
             .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
-        let labels = [
-            ("method", SharedString::const_str(self.method)),
-            ("route", SharedString::from(route.to_owned())),
-            ("status", SharedString::from(status.to_string())),
-        ];
-        counter!("http_requests_total", &labels).increment(1);
-        histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+        RequestMetrics::record(self.method, route, status, elapsed.as_secs_f64());
         if shed {
             REFUSALS.note(route, status);
             return;
@@ -122,6 +115,49 @@ impl Drop for AccessRecord {
         if !self.written {
             self.write(CLIENT_CLOSED_STATUS, false);
         }
+    }
+}
+
+/// The metrics of one label set, registered once per thread and reused: building a
+/// metric's key (label strings, a hash, a registry look-up) on every request cost more
+/// than serving `/gtg` itself. Every label comes from a closed set, so these stay few.
+struct RequestMetrics {
+    requests: Counter,
+    duration: Histogram,
+}
+
+thread_local! {
+    static REQUEST_METRICS: RefCell<HashMap<(&'static str, &'static str, u16), RequestMetrics>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Every route the router answers, as the route label spells it.
+static ROUTES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| super::endpoints().into_iter().map(|e| e.path).collect());
+
+impl RequestMetrics {
+    fn record(method: &'static str, route: &str, status: u16, seconds: f64) {
+        let route = ROUTES
+            .iter()
+            .copied()
+            .find(|known| *known == route)
+            .unwrap_or(UNMATCHED_ROUTE);
+        REQUEST_METRICS.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let metrics = cache.entry((method, route, status)).or_insert_with(|| {
+                let labels = [
+                    ("method", SharedString::const_str(method)),
+                    ("route", SharedString::const_str(route)),
+                    ("status", SharedString::from(status.to_string())),
+                ];
+                Self {
+                    requests: counter!("http_requests_total", &labels),
+                    duration: histogram!("http_request_duration_seconds", &labels),
+                }
+            });
+            metrics.requests.increment(1);
+            metrics.duration.record(seconds);
+        });
     }
 }
 

@@ -1,5 +1,7 @@
 //! `GET`/`POST /candidate/{name}` and `GET /candidates`.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -19,7 +21,7 @@ pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
 
 /// `GET /candidate/{name}`: a one-element array, as the original service answered.
 pub async fn get_one(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Json<[Candidate; 1]>, ApiError> {
     let Path(raw) = name?;
@@ -33,7 +35,7 @@ pub async fn get_one(
 /// `POST /candidate/{name}`: idempotent insert. The body is read (so its size limit
 /// holds for bodies of unknown length) and ignored.
 pub async fn put_one(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     name: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Json<Candidate>, ApiError> {
@@ -48,7 +50,7 @@ pub async fn put_one(
 /// and the next page's cursor in `X-Next-Cursor`; without it, every candidate (after
 /// the cursor, when one is given) as one streamed JSON array, like the original.
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = QueryParams::parse(query.as_deref(), ["limit", "cursor"])?;
@@ -57,7 +59,7 @@ pub async fn list(
         Some(limit) => one_page(&state, PageLimit::parse(limit)?, cursor).await,
         None => {
             let deadline = Instant::now() + state.limits.request_timeout;
-            listing::everything(state.store, cursor, deadline).await
+            listing::everything(Arc::clone(&state.store), cursor, deadline).await
         }
     }
 }

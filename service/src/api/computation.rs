@@ -1,5 +1,7 @@
 //! `GET /computation?seed=&iterations=`: the MD5 chain, run on the computation pool.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use serde::Serialize;
@@ -22,7 +24,7 @@ pub struct ComputationResult {
 }
 
 pub async fn compute(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<ComputationResult>, ApiError> {
     let params = QueryParams::parse(query.as_deref(), ["seed", "iterations"])?;

@@ -4,6 +4,7 @@
 //! so the plain check only says whether this process is willing to serve. Store
 //! connectivity is reported by `?details`, in metrics and in logs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -20,7 +21,7 @@ use crate::store::CandidateStore;
 /// `?details` must answer quickly even when the store hangs: both probes fit in this.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn gtg(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+pub async fn gtg(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
     if state.lifecycle.is_draining() {
         return ApiError::unavailable("draining for shutdown").into_response();
     }

@@ -1,12 +1,14 @@
 //! `GET /metrics`: Prometheus text exposition.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
 use crate::state::AppState;
 
-pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn render(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     state.pool.record_gauges();
     state.store.record_gauges();
     (

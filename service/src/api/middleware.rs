@@ -1,16 +1,14 @@
-//! What every request passes through besides the access log: its request id, the
-//! request timeout, the checks of its head (the `Host` rule of HTTP/1.1, the body size
-//! limit), and panic containment.
+//! The rules every request is held to besides the access log: its request id, the
+//! checks of its head (the `Host` rule of HTTP/1.1, the body size limit), and what a
+//! panic becomes. `envelope` applies them, with the request timeout, in one layer.
 
 use std::any::Any;
-use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Version, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::body::{self, BODY_LIMIT_BYTES};
+use super::body::BODY_LIMIT_BYTES;
 use crate::error::ApiError;
 
 /// The header that carries a request's id, in the request and in its response.
@@ -18,22 +16,15 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 /// The longest request id taken from a client; a longer one is replaced.
 pub const MAX_REQUEST_ID_BYTES: usize = 128;
 
-/// Gives every request an id and echoes it in the response: the client's own when it is
+/// The id of a request, logged and echoed in its response: the client's own when it is
 /// 1 to 128 printable ASCII characters without spaces, otherwise (absent, empty, too
 /// long, other bytes) a new UUID. A client's id ends up in logs and in responses, so
 /// neither can be made to carry kilobytes or control sequences.
-pub async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = match request.headers().get(REQUEST_ID_HEADER) {
+pub fn request_id(request: &Request) -> HeaderValue {
+    match request.headers().get(REQUEST_ID_HEADER) {
         Some(id) if is_acceptable_request_id(id.as_bytes()) => id.clone(),
-        _ => {
-            let id = new_request_id();
-            request.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
-            id
-        }
-    };
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(REQUEST_ID_HEADER, id);
-    response
+        _ => new_request_id(),
+    }
 }
 
 fn is_acceptable_request_id(id: &[u8]) -> bool {
@@ -113,25 +104,22 @@ fn is_valid_host(value: &HeaderValue) -> bool {
     host_ok && port_ok
 }
 
-/// Past the configured time the client gets 503 and the handler is dropped, which also
-/// cancels whatever it was waiting for (a store call, a queued computation).
-pub async fn enforce_timeout(
-    State(limit): State<Duration>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::retry_later("request timed out", 1).into_response(),
-    }
+/// Why a request is refused before any handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadRefusal {
+    /// A `Host` that breaks RFC 9112: 400.
+    BadHost(&'static str),
+    /// A body declared larger than the limit: 413, once the body has been drained (a
+    /// client that waits for `100 Continue` has sent none and is answered at once).
+    /// Bodies of unknown length are cut off by the handlers that read them
+    /// (`body::discard`).
+    TooLarge { waits_for_continue: bool },
 }
 
-/// Refuses, before any handler runs, a request whose head is unacceptable: a `Host`
-/// that breaks RFC 9112 (400), or a body declared larger than the limit (413; bodies of
-/// unknown length are cut off by the handlers that read them, `body::discard`).
-pub async fn check_request_head(request: Request, next: Next) -> Response {
-    if let Some(problem) = host_problem(&request) {
-        return ApiError::bad_request(problem).into_response();
+/// Checks a request's head: `None` when a handler may see it.
+pub fn check_request_head(request: &Request) -> Option<HeadRefusal> {
+    if let Some(problem) = host_problem(request) {
+        return Some(HeadRefusal::BadHost(problem));
     }
     let declared = request
         .headers()
@@ -139,18 +127,13 @@ pub async fn check_request_head(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(length) if length > BODY_LIMIT_BYTES as u64 => {
-            // A client that waits for `100 Continue` has not sent its body: answer at
-            // once rather than inviting it.
-            let waits_for_continue = request
+        Some(length) if length > BODY_LIMIT_BYTES as u64 => Some(HeadRefusal::TooLarge {
+            waits_for_continue: request
                 .headers()
                 .get(header::EXPECT)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-            body::refuse(request.into_body(), waits_for_continue)
-                .await
-                .into_response()
-        }
-        _ => next.run(request).await,
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")),
+        }),
+        _ => None,
     }
 }
 

@@ -5,6 +5,7 @@ mod access_log;
 mod body;
 mod candidates;
 mod computation;
+mod envelope;
 mod health;
 mod listing;
 mod metrics;
@@ -12,13 +13,13 @@ mod middleware;
 mod openapi;
 mod query;
 
+use std::sync::Arc;
+
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 
 pub use access_log::{CLIENT_CLOSED_STATUS, OTHER_METHOD, UNMATCHED_ROUTE, flush_refusal_log};
 pub use body::BODY_LIMIT_BYTES;
@@ -40,7 +41,7 @@ pub struct Endpoint {
 
 /// The router's single source of truth: `router` is built from this table and
 /// `endpoints` lists it, so the OpenAPI document can be checked against what is served.
-fn table() -> Vec<(Endpoint, MethodRouter<AppState>)> {
+fn table() -> Vec<(Endpoint, MethodRouter<Arc<AppState>>)> {
     let at = |method, path| Endpoint { method, path };
     vec![
         (at("GET", "/"), get(invalid_request)),
@@ -69,20 +70,10 @@ pub fn router(state: AppState) -> Router {
         })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Outermost first: the request id exists before anything logs, the access log
-        // sees the final status (400s for a bad Host, timeouts, panics, 413s included).
-        .layer(
-            ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(middleware::request_id))
-                .layer(axum::middleware::from_fn(access_log::observe))
-                .layer(CatchPanicLayer::custom(middleware::panic_response))
-                .layer(axum::middleware::from_fn_with_state(
-                    request_timeout,
-                    middleware::enforce_timeout,
-                ))
-                .layer(axum::middleware::from_fn(middleware::check_request_head)),
-        )
-        .with_state(state)
+        // Every route and both fallbacks: request id, access log, panics, timeout, and
+        // the checks of the request's head (see `envelope`).
+        .layer(envelope::Envelope::new(request_timeout))
+        .with_state(Arc::new(state))
 }
 
 /// `GET /`: the original service's answer, kept for compatibility.
