@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# Local benchmark matrix of the release binary on SQLite, written to docs/BENCHMARKS.md:
-# /gtg throughput and p99; /gtg p99 while /computation saturates every worker;
-# /computation latency (against the pure chain, measured by criterion) and saturation
-# throughput; candidate write and read throughput and p99; idle memory; start to first 200;
-# and, under a flood of clients retrying refused computations at once (200 connections on
-# a full queue), the useful /computation throughput kept, the 503s answered, /gtg p99 and
-# the log lines written, unpinned and with the service pinned to one core (taskset).
+# The benchmarks of the release binary, written to docs/BENCHMARKS.md. Groups (--only):
+#   matrix        /gtg throughput and p99; /gtg p99 while /computation saturates every
+#                 worker; /computation latency and saturation throughput; candidate writes
+#                 and reads on SQLite; memory; start to first 200 (unpinned)
+#   flood         200 clients retrying refused computations at once: the useful throughput
+#                 kept, the 503s, /gtg p99, the log lines (unpinned, then pinned to one core)
+#   cost          server CPU per request with the server pinned to core 0 and its load (and
+#                 moto) on core 1, beside its floor measured the same way: /gtg against a
+#                 bare axum server (benches/bare_axum.rs), GET and POST /candidate on
+#                 DynamoDB (moto) against the SDK's own GetItem/PutItem loop with the
+#                 service's client configuration (benches/dynamodb_floor.rs), /computation
+#                 against the MD5 chain (criterion, pinned)
+#   writes        new-name POSTs to SQLite (synchronous=FULL) from 16 connections, pinned:
+#                 throughput, p99, writes per transaction
+#   memory        resident memory idle and with 5,000 idle keep-alive connections
+#   instructions  user-space instructions per /gtg request under valgrind's callgrind,
+#                 against the bare axum server: the comparison that machine noise spares
 #
 #   scripts/bench.sh [--duration SECS] [--repeat N] [--binary PATH] [--out FILE] [--label TEXT]
-#                    [--only matrix|flood]
+#                    [--only GROUP[,GROUP...]]
 #
 # Every figure is the median of --repeat passes (default 3), each against a fresh
-# service, with the range beside it: single runs on a shared machine vary by a quarter.
+# server, with the range beside it: single runs on a shared machine vary by a quarter.
 # --binary benchmarks another build (for A/B comparisons) instead of building
-# target/release/candidates. All traffic goes to 127.0.0.1 and every run is bounded.
+# target/release/candidates; the floors are always built from this tree. moto comes from
+# .tools/ (scripts/test.sh installs it). All traffic goes to 127.0.0.1 and every run is
+# bounded.
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -38,16 +50,28 @@ while [ $# -gt 0 ]; do
 done
 is_count "$duration" && [ "$duration" -le 300 ] || die "--duration must be 1 to 300 seconds"
 is_count "$repeat" && [ "$repeat" -le 20 ] || die "--repeat must be 1 to 20"
-for group in ${only//,/ }; do
+groups=${only:-matrix,flood,cost,writes,memory,instructions}
+for group in ${groups//,/ }; do
   case $group in
-    matrix | flood) ;;
-    *) die "--only takes matrix, flood or both (comma-separated), not '$group'" ;;
+    matrix | flood | cost | writes | memory | instructions) ;;
+    *) die "--only takes matrix, flood, cost, writes, memory, instructions (comma-separated), not '$group'" ;;
   esac
 done
+wants() { [[ ,$groups, == *,$1,* ]]; }
 
 require_cmd cargo "install Rust from https://rustup.rs"
 require_cmd python3 "install Python 3"
 ensure_cargo_tool oha oha "$OHA_VERSION"
+if wants flood || wants cost || wants writes || wants instructions; then
+  require_cmd taskset "install util-linux (taskset pins the server and its load to separate cores)"
+fi
+if wants instructions; then
+  require_cmd valgrind "install valgrind (apt-get install valgrind) for the instruction counts"
+fi
+if wants cost; then
+  export PATH="$TOOLS_DIR/bin:$PATH"
+  require_cmd moto_server "run ./scripts/test.sh once: it installs moto into ${TOOLS_DIR#"$REPO_ROOT"/}"
+fi
 cd "$REPO_ROOT"
 if [ -z "$binary" ]; then
   note "building the release binary"
@@ -56,26 +80,34 @@ if [ -z "$binary" ]; then
 fi
 [ -x "$binary" ] || die "no executable at $binary"
 
-case ,$only, in
-  ,, | *,matrix,*)
-    note "measuring the pure chain with criterion"
-    bench_output=$(cargo bench --quiet -p candidates --bench computation -- --noplot) ||
-      die "cargo bench failed (its output is above)"
-    criterion=$(awk '/time:/ { gsub(/[\[\]]/, ""); print $4, $5; exit }' <<<"$bench_output")
-    [ -n "$criterion" ] || die "criterion printed no time: $bench_output"
-    read -r value unit <<<"$criterion"
-    case $unit in
-      ns) factor=1 ;; µs | us) factor=1000 ;; ms) factor=1000000 ;; s) factor=1000000000 ;;
-      *) die "unexpected criterion unit '$unit'" ;;
-    esac
-    chain_ns=$(python3 -c "print($value * $factor)")
-    ;;
-  *) chain_ns=0 ;;
-esac
-case ,$only, in
-  ,, | *,flood,*) require_cmd taskset "install util-linux (taskset pins the flood's service and load)" ;;
-esac
+note "building the floors (the service's bench targets)"
+floors=$(cargo bench --quiet --no-run -p candidates --bench computation --bench bare_axum \
+  --bench dynamodb_floor --message-format=json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message.get("executable"):
+        print(message["target"]["name"], message["executable"])
+') || die "building the bench targets failed"
+floor() { awk -v name="$1" '$1 == name { print $2 }' <<<"$floors"; }
 
-note "running the load matrix $repeat time(s), ${duration}s per run"
-python3 "$REPO_ROOT/scripts/lib/bench.py" "$binary" "$chain_ns" "$duration" "$out" "$label" "$repeat" "$only"
+chain_ns=0
+if wants matrix || wants cost; then
+  note "measuring the pure chain with criterion, pinned to core 0"
+  bench_output=$(taskset -c 0 "$(floor computation)" --bench --noplot) ||
+    die "the criterion benchmark failed (its output is above)"
+  criterion=$(awk '/time:/ { gsub(/[\[\]]/, ""); print $4, $5; exit }' <<<"$bench_output")
+  [ -n "$criterion" ] || die "criterion printed no time: $bench_output"
+  read -r value unit <<<"$criterion"
+  case $unit in
+    ns) factor=1 ;; µs | us) factor=1000 ;; ms) factor=1000000 ;; s) factor=1000000000 ;;
+    *) die "unexpected criterion unit '$unit'" ;;
+  esac
+  chain_ns=$(python3 -c "print($value * $factor)")
+fi
+
+note "running $groups $repeat time(s), ${duration}s per load run"
+python3 "$REPO_ROOT/scripts/lib/bench.py" --binary "$binary" --out "$out" --label "$label" \
+  --duration "$duration" --repeat "$repeat" --only "$groups" --chain-ns "$chain_ns" \
+  --bare-axum "$(floor bare_axum)" --dynamodb-floor "$(floor dynamodb_floor)"
 note "written to ${out#"$REPO_ROOT"/}"

@@ -1,18 +1,30 @@
 #!/usr/bin/env python3
-"""The local benchmark matrix of scripts/bench.sh (see there). Standard library only.
+"""The benchmarks of scripts/bench.sh (see there). Standard library only.
 
-    bench.py BINARY CRITERION_NS DURATION_SECS OUT.md [LABEL [REPEAT [GROUPS]]]
+    bench.py --binary PATH --out FILE [--label TEXT] [--duration SECS] [--repeat N]
+             [--only GROUP,...] [--chain-ns NS] [--bare-axum PATH] [--dynamodb-floor PATH]
 
-Starts BINARY on SQLite in a temporary folder, drives it with oha from this (second)
-process, all on 127.0.0.1, and writes a Markdown report. Every load is bounded by
-DURATION_SECS or a request count. GROUPS (comma-separated, default all) picks which
-measurements run: matrix (the original matrix), flood (refusal floods, unpinned and
-pinned to one core each).
+Starts the service (and its floors) on 127.0.0.1, drives them with oha, and writes a
+Markdown report. Every load is bounded by --duration or a request count. The groups:
+
+- matrix: the original matrix (throughput, p99, memory, start time), unpinned;
+- flood: refusal floods, unpinned and pinned to one core;
+- cost: server CPU per request with the server pinned to core 0 and its load (and moto)
+  on core 1, side by side with its floor: `/gtg` against a bare axum server,
+  `GET`/`POST /candidate` on DynamoDB (moto) against the SDK's own loop, `/computation`
+  against the MD5 chain (criterion, pinned);
+- writes: new names POSTed to SQLite by 16 connections, the service pinned to core 0;
+- memory: resident memory idle and with 5,000 idle keep-alive connections;
+- instructions: user-space instructions per request counted by valgrind's callgrind,
+  `/gtg` against the bare axum server: stable where wall-clock time is not.
 """
 
+import argparse
 import json
 import os
 import platform
+import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,12 +34,32 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 OHA = os.environ.get("OHA", "oha")
-GROUPS = ("matrix", "flood")
+GROUPS = ("matrix", "flood", "cost", "writes", "memory", "instructions")
 # Closed-loop clients of the refusal flood: each sends its next request as soon as it
 # has the last answer, as the probe of the service's overload behaviour did.
 FLOOD_CONNECTIONS = 200
 # The seed of service/benches/computation.rs; URL-safe as it is.
 CHAIN_SEED = "2026-11-22T12:00:00.123456789Z"
+# Pinned runs: the server measured on one core, everything else on the other.
+SERVER_CPU, LOAD_CPU = 0, 1
+# Connections of the per-request cost runs (closed loop), and of the durable writes.
+COST_CONNECTIONS = 64
+STORE_CONNECTIONS = 16
+WRITE_CONNECTIONS = 16
+IDLE_CONNECTIONS = 5000
+# Requests counted under callgrind: the difference of two runs removes the start-up.
+CALLGRIND_REQUESTS = (1000, 3000)
+# moto's table and the names the read benchmarks find there.
+TABLE = "bench-candidates"
+SEEDED_PREFIX, SEEDED = "bench-r-", 1000
+AWS_ENV = {
+    "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 def free_port():
@@ -47,13 +79,16 @@ def http_status(url, method="GET"):
         return None
 
 
+def pinned(cpu):
+    return ["taskset", "-c", str(cpu)] if cpu is not None else []
+
+
 def oha(*args, cpu=None):
     """One bounded oha run (on core `cpu` when given); returns 2xx and other answers per
-    second, p50/p99/mean latency in ms, and the count of requests not answered 2xx."""
-    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    second, their count, p50/p99/mean latency in ms, and the count not answered 2xx."""
     output = subprocess.run(
         # -w: requests still in flight at the deadline finish instead of counting as errors.
-        [*pin, OHA, "--no-tui", "--output-format", "json", "-t", "10s", "-w", *args],
+        [*pinned(cpu), OHA, "--no-tui", "--output-format", "json", "-t", "10s", "-w", *args],
         check=True, capture_output=True, text=True,
     ).stdout
     report = json.loads(output)
@@ -67,6 +102,7 @@ def oha(*args, cpu=None):
     return {
         "rps": ok / seconds if seconds else 0.0,
         "other_rps": (total - ok) / seconds if seconds else 0.0,
+        "ok": ok,
         "p50": ms(percentiles.get("p50")),
         "p99": ms(percentiles.get("p99")),
         "mean": ms(report["summary"].get("average")),
@@ -80,6 +116,26 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return None
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of a process and all its threads."""
+    with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+        text = stat.read()
+    # The command name may hold spaces: fields are counted after its closing ')'.
+    fields = text[text.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_cost(pid, run):
+    """Runs `run` (an oha run) and adds the server's CPU time per 2xx answer, in µs, and
+    the share of its core it used meanwhile."""
+    before, started = cpu_seconds(pid), time.perf_counter()
+    result = run()
+    used, wall = cpu_seconds(pid) - before, time.perf_counter() - started
+    result["cpu_us"] = used * 1e6 / result["ok"] if result["ok"] else None
+    result["busy"] = 100 * used / wall
+    return result
 
 
 def machine():
@@ -98,6 +154,7 @@ def machine():
         "kernel": platform.release(),
         "rustc": rustc,
         "oha": subprocess.run([OHA, "--version"], capture_output=True, text=True).stdout.strip(),
+        "load": os.getloadavg()[0],
     }
 
 
@@ -105,18 +162,48 @@ def fmt(value, unit="", digits=1):
     return "n/a" if value is None else f"{value:,.{digits}f}{unit}"
 
 
-class Service:
-    """The binary on SQLite in a temporary folder, optionally pinned to one core."""
+class Server:
+    """A server process on 127.0.0.1, optionally pinned to one core (or under another
+    command, such as valgrind), ready once `GET /gtg` answers 200."""
 
-    def __init__(self, binary, overrides=None, cpu=None):
-        self.binary, self.overrides, self.cpu = binary, overrides or {}, cpu
+    def __init__(self, command, env=None, cpu=None, wrapper=(), ready_within=10):
+        self.command, self.env, self.cpu = command, env, cpu
+        self.wrapper, self.ready_within = list(wrapper), ready_within
+
+    def start(self, port, data):
+        self.port, self.base = port, f"http://127.0.0.1:{port}"
+        self.log = open(os.path.join(data, "server.log"), "w", encoding="utf-8")
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [*pinned(self.cpu), *self.wrapper, *self.command],
+            env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = started + self.ready_within
+        while http_status(f"{self.base}/gtg") != 200:
+            if time.perf_counter() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise SystemExit(f"ERROR: {self.command[0]} did not answer /gtg within {self.ready_within} s")
+            time.sleep(0.001)
+        self.start_ms = (time.perf_counter() - started) * 1000
+        self.pid = self.process.pid
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait(timeout=60)
+        self.log.close()
+
+
+class Service(Server):
+    """The binary on SQLite in a temporary folder (or on another store)."""
+
+    def __init__(self, binary, overrides=None, cpu=None, store_env=None, wrapper=(), ready_within=10):
+        super().__init__([binary], cpu=cpu, wrapper=wrapper, ready_within=ready_within)
+        self.overrides, self.store_env = overrides or {}, store_env
 
     def __enter__(self):
         self.data = tempfile.TemporaryDirectory()
-        data = self.data.name
         port = free_port()
-        self.port = port
-        self.base = f"http://127.0.0.1:{port}"
         env = {
             "PATH": os.environ.get("PATH", ""),
             "CANDIDATES_LOG_FORMAT": "json",
@@ -128,29 +215,95 @@ class Service:
         env.update(self.overrides)
         # ... but never where it listens or what it writes to.
         env["CANDIDATES_LISTEN"] = f"127.0.0.1:{port}"
-        env["CANDIDATES_STORE"] = f"sqlite://{data}/candidates.db"
-        self.log = open(os.path.join(data, "service.log"), "w", encoding="utf-8")
-        pin = ["taskset", "-c", str(self.cpu)] if self.cpu is not None else []
-        started = time.perf_counter()
-        self.process = subprocess.Popen([*pin, self.binary], env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = started + 10
-        while http_status(f"{self.base}/gtg") != 200:
-            if time.perf_counter() > deadline or self.process.poll() is not None:
-                self.__exit__(None, None, None)
-                raise SystemExit("ERROR: the service did not answer /gtg within 10 s")
-            time.sleep(0.001)
-        self.start_ms = (time.perf_counter() - started) * 1000
+        env["CANDIDATES_STORE"] = f"sqlite://{self.data.name}/candidates.db"
+        env.update(self.store_env or {})
+        self.env = env
+        try:
+            self.start(port, self.data.name)
+        except BaseException:
+            self.data.cleanup()
+            raise
         return self
 
     def __exit__(self, *_):
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.log.close()
+        self.stop()
         self.data.cleanup()
 
     def log_lines(self):
-        with open(os.path.join(self.data.name, "service.log"), encoding="utf-8") as log:
+        with open(os.path.join(self.data.name, "server.log"), encoding="utf-8") as log:
             return sum(1 for _ in log)
+
+    def metric(self, series):
+        with urllib.request.urlopen(f"{self.base}/metrics", timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(series + " "):
+                    return float(line.split()[1])
+        return None
+
+
+class BareAxum(Server):
+    """The floor of every request: benches/bare_axum.rs."""
+
+    def __init__(self, binary, cpu=None, wrapper=(), ready_within=10):
+        super().__init__([binary], env={"PATH": os.environ.get("PATH", "")}, cpu=cpu,
+                         wrapper=wrapper, ready_within=ready_within)
+
+    def __enter__(self):
+        self.data = tempfile.TemporaryDirectory()
+        port = free_port()
+        self.command = [self.command[0], f"127.0.0.1:{port}"]
+        self.start(port, self.data.name)
+        return self
+
+    def __exit__(self, *_):
+        self.stop()
+        self.data.cleanup()
+
+
+class Moto:
+    """moto's server on core LOAD_CPU, with the candidates table as infra/ declares it
+    and SEEDED names in it."""
+
+    def __init__(self, floor):
+        self.floor = floor
+
+    def __enter__(self):
+        moto = shutil.which("moto_server")
+        if moto is None:
+            raise SystemExit("ERROR: moto_server is not on PATH (scripts/bench.sh puts .tools/bin there)")
+        self.data = tempfile.TemporaryDirectory()
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log = open(os.path.join(self.data.name, "moto.log"), "w", encoding="utf-8")
+        self.process = subprocess.Popen(
+            [*pinned(LOAD_CPU), moto, "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.perf_counter() + 60
+        while http_status(f"{self.endpoint}/moto-api/") != 200:
+            if time.perf_counter() > deadline or self.process.poll() is not None:
+                self.__exit__()
+                raise SystemExit("ERROR: moto did not start within 60 s")
+            time.sleep(0.1)
+        self.env = {**AWS_ENV, "AWS_ENDPOINT_URL": self.endpoint}
+        self.run_floor("create-table", TABLE)
+        self.run_floor("seed", TABLE, SEEDED_PREFIX, str(SEEDED))
+        return self
+
+    def run_floor(self, *args, cpu=None):
+        """The SDK loop (benches/dynamodb_floor.rs) against this moto; its JSON line."""
+        env = {"PATH": os.environ.get("PATH", ""), **self.env}
+        output = subprocess.run([*pinned(cpu), self.floor, *args], env=env, check=True,
+                                capture_output=True, text=True).stdout
+        lines = output.strip().splitlines()
+        return json.loads(lines[-1]) if lines else {}
+
+    def __exit__(self, *_):
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+        self.data.cleanup()
 
 
 def under_load(load, probe, warmup=1):
@@ -228,13 +381,141 @@ def measure_flood(binary, duration, workers, results):
             )
 
 
-def measure_once(binary, duration, workers, groups):
-    """One pass of the chosen measurements, each against a freshly started service."""
+def measure_cost(paths, duration, results):
+    """Server CPU per request, pinned, each path beside its floor under the same load."""
+    d = f"{duration}s"
+    gtg = lambda base: oha("-z", d, "-c", str(COST_CONNECTIONS), f"{base}/gtg", cpu=LOAD_CPU)  # noqa: E731
+    with Service(paths.binary, cpu=SERVER_CPU) as service:
+        time.sleep(1)
+        results["cost_gtg"] = cpu_cost(service.pid, lambda: gtg(service.base))
+        # Default requests (50,000 iterations), one at a time, on the one worker.
+        results["cost_computation"] = cpu_cost(service.pid, lambda: oha(
+            "-n", "100", "-c", "1", f"{service.base}/computation?seed={CHAIN_SEED}", cpu=LOAD_CPU))
+    with BareAxum(paths.bare_axum, cpu=SERVER_CPU) as bare:
+        time.sleep(1)
+        results["cost_bare"] = cpu_cost(bare.pid, lambda: gtg(bare.base))
+
+    with Moto(paths.dynamodb_floor) as moto:
+        with Service(paths.binary, cpu=SERVER_CPU, store_env={
+            **moto.env, "CANDIDATES_STORE": f"dynamodb://{TABLE}",
+        }) as service:
+            port = service.port
+            # Warm-up: connections to moto opened, credentials resolved.
+            oha("-n", "200", "-c", str(STORE_CONNECTIONS), f"{service.base}/candidate/{SEEDED_PREFIX}000", cpu=LOAD_CPU)
+            results["cost_dynamodb_get"] = cpu_cost(service.pid, lambda: oha(
+                "-z", d, "-c", str(STORE_CONNECTIONS),
+                "--rand-regex-url", f"http://127[.]0[.]0[.]1:{port}/candidate/{SEEDED_PREFIX}[0-9]{{3}}",
+                cpu=LOAD_CPU))
+            results["cost_dynamodb_put"] = cpu_cost(service.pid, lambda: oha(
+                "-z", d, "-c", str(STORE_CONNECTIONS), "-m", "POST",
+                "--rand-regex-url", f"http://127[.]0[.]0[.]1:{port}/candidate/bench-w-[a-z0-9]{{12}}",
+                cpu=LOAD_CPU))
+        for op, args in (("get", (TABLE, SEEDED_PREFIX, str(SEEDED))), ("put", (TABLE,))):
+            floor = moto.run_floor(op, *args, str(STORE_CONNECTIONS), str(duration), cpu=SERVER_CPU)
+            results[f"floor_dynamodb_{op}"] = {"cpu_us": floor["cpu_us_per_call"], "rps": floor["calls_per_s"]}
+
+
+def measure_writes(paths, duration, results):
+    """New names (never written before) POSTed by 16 connections to SQLite with
+    synchronous=FULL, the service pinned: every acknowledged write is on disk."""
+    with Service(paths.binary, cpu=SERVER_CPU) as service:
+        port = service.port
+        time.sleep(1)
+        batches = service.metric("sqlite_write_batch_size_count") or 0
+        inserts = service.metric("sqlite_write_batch_size_sum") or 0
+        results["writes"] = cpu_cost(service.pid, lambda: oha(
+            "-z", f"{duration}s", "-c", str(WRITE_CONNECTIONS), "-m", "POST",
+            "--rand-regex-url", f"http://127[.]0[.]0[.]1:{port}/candidate/bench-w-[a-z0-9]{{12}}",
+            cpu=LOAD_CPU))
+        batches = (service.metric("sqlite_write_batch_size_count") or 0) - batches
+        inserts = (service.metric("sqlite_write_batch_size_sum") or 0) - inserts
+        results["writes_per_commit"] = inserts / batches if batches else None
+
+
+def open_idle_connections(port, count):
+    """`count` keep-alive connections, each having had one `/gtg` answered, left open."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < count + 100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 1000), hard))
+    connections = []
+    for _ in range(count):
+        connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+        connection.sendall(b"GET /gtg HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = connection.recv(4096)
+            if not chunk:
+                raise SystemExit("ERROR: the service closed an idle-connection probe")
+            answer += chunk
+        if not answer.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"ERROR: /gtg answered {answer[:40]!r}")
+        connections.append(connection)
+    return connections
+
+
+def measure_memory(paths, results):
+    """Resident memory idle, then with IDLE_CONNECTIONS idle keep-alive connections."""
+    with Service(paths.binary, overrides={"CANDIDATES_KEEPALIVE_TIMEOUT_SECS": "300"}) as service:
+        time.sleep(1)
+        idle = rss_kib(service.pid)
+        connections = open_idle_connections(service.port, IDLE_CONNECTIONS)
+        time.sleep(1)
+        loaded = rss_kib(service.pid)
+        for connection in connections:
+            connection.close()
+        time.sleep(2)
+        results["memory_idle_mib"] = idle / 1024
+        results["memory_connections_mib"] = loaded / 1024
+        results["memory_per_connection_kib"] = (loaded - idle) / IDLE_CONNECTIONS
+        results["memory_after_close_mib"] = rss_kib(service.pid) / 1024
+
+
+def callgrind_instructions(make_server, requests):
+    """User-space instructions a server executes for `requests` answers to `GET /gtg`
+    (one connection, one at a time), start-up and shutdown included."""
+    out = tempfile.NamedTemporaryFile(prefix="callgrind.", delete=False)
+    out.close()
+    try:
+        wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}"]
+        with make_server(wrapper) as server:
+            oha("-n", str(requests), "-c", "1", f"{server.base}/gtg", cpu=LOAD_CPU)
+        with open(out.name, encoding="utf-8") as profile:
+            for line in profile:
+                if line.startswith("summary:") or line.startswith("totals:"):
+                    return int(line.split()[1])
+        raise SystemExit(f"ERROR: no totals in {out.name}")
+    finally:
+        os.unlink(out.name)
+
+
+def measure_instructions(paths, results):
+    """Instructions per `/gtg` request under callgrind: the difference of two runs of
+    different lengths, so start-up and shutdown cancel out."""
+    servers = {
+        "instructions_gtg": lambda wrapper: Service(paths.binary, cpu=SERVER_CPU, wrapper=wrapper, ready_within=120),
+        "instructions_bare": lambda wrapper: BareAxum(paths.bare_axum, cpu=SERVER_CPU, wrapper=wrapper, ready_within=120),
+    }
+    few, many = CALLGRIND_REQUESTS
+    for key, make in servers.items():
+        counts = [callgrind_instructions(make, n) for n in (few, many)]
+        results[key] = (counts[1] - counts[0]) / (many - few)
+
+
+def measure_once(paths, duration, workers, groups):
+    """One pass of the chosen measurements, each against a freshly started server."""
     results = {}
     if "matrix" in groups:
-        measure_matrix(binary, duration, workers, results)
+        measure_matrix(paths.binary, duration, workers, results)
     if "flood" in groups:
-        measure_flood(binary, duration, workers, results)
+        measure_flood(paths.binary, duration, workers, results)
+    if "cost" in groups:
+        measure_cost(paths, duration, results)
+    if "writes" in groups:
+        measure_writes(paths, duration, results)
+    if "memory" in groups:
+        measure_memory(paths, results)
+    if "instructions" in groups:
+        measure_instructions(paths, results)
     return results
 
 
@@ -253,70 +534,150 @@ def combine(runs):
             ranges[key] = {k: (min(r[key][k] or 0 for r in runs), max(r[key][k] or 0 for r in runs)) for k in value}
         else:
             combined[key] = median([r[key] for r in runs])
-            ranges[key] = (min(r[key] for r in runs), max(r[key] for r in runs))
+            ranges[key] = (min(r[key] or 0 for r in runs), max(r[key] or 0 for r in runs))
     return combined, ranges
 
 
 def main(argv):
-    binary, criterion_ns, duration, out = argv[1], float(argv[2]), int(argv[3]), argv[4]
-    label = argv[5] if len(argv) > 5 else "release"
-    repeat = int(argv[6]) if len(argv) > 6 else 1
-    groups = argv[7].split(",") if len(argv) > 7 and argv[7] else list(GROUPS)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--label", default="release")
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--only", default="")
+    parser.add_argument("--chain-ns", type=float, default=0.0)
+    parser.add_argument("--bare-axum")
+    parser.add_argument("--dynamodb-floor")
+    args = parser.parse_args(argv[1:])
+    groups = [g for g in args.only.split(",") if g] or list(GROUPS)
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         raise SystemExit(f"ERROR: unknown measurement group(s) {unknown}; known: {', '.join(GROUPS)}")
+    pinned_groups = {"flood", "cost", "writes", "instructions"} & set(groups)
+    if pinned_groups and (os.cpu_count() or 1) < 2:
+        raise SystemExit(f"ERROR: {', '.join(sorted(pinned_groups))} pin the server and its load to two different cores; this machine has one")
+    if {"cost", "instructions"} & set(groups) and not args.bare_axum:
+        raise SystemExit("ERROR: cost and instructions need --bare-axum")
+    if "cost" in groups and not args.dynamodb_floor:
+        raise SystemExit("ERROR: cost needs --dynamodb-floor")
     workers = int(os.environ.get("CANDIDATES_COMPUTATION_WORKERS") or os.cpu_count() or 1)
+    duration, repeat = args.duration, args.repeat
+    m = machine()
     runs = []
     for attempt in range(repeat):
         print(f"NOTE: pass {attempt + 1} of {repeat}", file=sys.stderr)
-        runs.append(measure_once(binary, duration, workers, groups))
+        runs.append(measure_once(args, duration, workers, groups))
     results, ranges = combine(runs)
+    load_after = os.getloadavg()[0]
     # Refusals are what the flood is made of: they are reported, not counted as failures.
     failed = {
         k: sum(r[k]["failed"] for r in runs)
         for k, v in runs[0].items()
-        if isinstance(v, dict) and not (k.endswith("flood") or k.endswith("flood_baseline"))
+        if isinstance(v, dict) and "failed" in v and not (k.endswith("flood") or k.endswith("flood_baseline"))
     }
 
-    chain_ms = criterion_ns / 1e6
-    m = machine()
+    chain_ms = args.chain_ns / 1e6
+
+    def value(key, metric=None):
+        return results[key][metric] if metric else results[key]
 
     def cell(key, metric, unit, digits):
         """The median, and the range over the passes when there were several."""
-        value = results[key][metric] if metric else results[key]
         low, high = ranges[key][metric] if metric else ranges[key]
         spread = f" ({fmt(low, '', digits)}–{fmt(high, '', digits)})" if repeat > 1 else ""
-        return f"{fmt(value, unit, digits)}{spread}"
+        return f"{fmt(value(key, metric), unit, digits)}{spread}"
+
+    def ratio(numerator, denominator):
+        return None if not numerator or not denominator else numerator / denominator
 
     only = f" --only {','.join(groups)}" if sorted(groups) != sorted(GROUPS) else ""
     lines = [
         "# Benchmarks",
         "",
-        f"Produced by `scripts/bench.sh --repeat {repeat} --duration {duration}{only}` ({label} build, "
+        f"Produced by `scripts/bench.sh --repeat {repeat} --duration {duration}{only}` ({args.label} build, "
         f"{time.strftime('%Y-%m-%d', time.gmtime())}).",
-        "The service runs on SQLite in a temporary folder with its default settings; oha runs",
-        f"from a second process on the same machine, over 127.0.0.1, {duration} s per load run.",
-        "Both share the CPU, so these are the numbers of one small box, not of a fleet.",
         f"Each figure is the median of {repeat} passes, each against a freshly started",
-        "service" + (", with the range in parentheses." if repeat > 1 else "."),
+        "server" + (", with the range in parentheses." if repeat > 1 else "."),
+        "All traffic is on 127.0.0.1; oha drives the load from a second process. Pinned runs",
+        f"put the server measured on core {SERVER_CPU} and the load generator (and moto) on core {LOAD_CPU}",
+        "(`taskset`); CPU per request is the server's user + system time over its 2xx answers.",
         "",
         "## Machine",
         "",
         f"- CPU: {m['cpu']}, {m['cores']} cores; memory {m['memory']}; Linux {m['kernel']}",
         f"- {m['rustc']}; {m['oha']}",
+        f"- Load average {m['load']:.1f} at the start, {load_after:.1f} at the end: "
+        + ("other work shared the machine, so wall-clock figures (throughput, latency) are lower"
+           " and noisier than on a quiet one; CPU per request and instruction counts much less so."
+           if max(m["load"], load_after) > 1.0 else "a quiet machine."),
         "",
-        "## Results",
-        "",
-        "| measurement | result |",
-        "|---|---|",
     ]
+    if {"cost", "instructions", "writes", "memory"} & set(groups):
+        lines += [
+            "## Cost per request, side by side with the floors",
+            "",
+            "| path | service | floor | ratio | goal |",
+            "|---|---|---|---|---|",
+        ]
+    if "cost" in groups:
+        rows = (
+            ("`GET /gtg`, access log on: server CPU per request", "cost_gtg", "bare axum hello (benches/bare_axum.rs)", "cost_bare", "≤ 1.3×"),
+            ("`GET /candidate/{name}` on DynamoDB (moto): server CPU per request", "cost_dynamodb_get", "SDK `GetItem` loop, same client configuration (benches/dynamodb_floor.rs)", "floor_dynamodb_get", "≤ 1.3×"),
+            ("`POST /candidate/{name}` (new names) on DynamoDB (moto): server CPU per request", "cost_dynamodb_put", "SDK `PutItem` loop, same client configuration", "floor_dynamodb_put", "≤ 1.3×"),
+        )
+        for what, key, floor_what, floor_key, goal in rows:
+            lines.append(
+                f"| {what} | {cell(key, 'cpu_us', ' µs', 2)} at {fmt(value(key, 'rps'), ' rps', 0)} | "
+                f"{floor_what}: {cell(floor_key, 'cpu_us', ' µs', 2)} at {fmt(value(floor_key, 'rps'), ' rps', 0)} | "
+                f"{fmt(ratio(value(key, 'cpu_us'), value(floor_key, 'cpu_us')), '×', 2)} | {goal} |"
+            )
+        computation_ms = (value("cost_computation", "cpu_us") or 0) / 1000
+        lines.append(
+            f"| `GET /computation` (50,000 iterations), one at a time: server CPU per request | {cell('cost_computation', 'cpu_us', ' µs', 0)} | "
+            f"MD5 chain alone, criterion, pinned: {fmt(chain_ms * 1000, ' µs', 0)} | {fmt(ratio(computation_ms, chain_ms), '×', 2)} | — |"
+        )
+    if "instructions" in groups:
+        lines.append(
+            f"| `GET /gtg`: user-space instructions per request (callgrind, one connection) | {cell('instructions_gtg', None, '', 0)} | "
+            f"bare axum hello: {cell('instructions_bare', None, '', 0)} | "
+            f"{fmt(ratio(value('instructions_gtg'), value('instructions_bare')), '×', 2)} | ≤ 1.3× |"
+        )
+    if "writes" in groups:
+        lines += [
+            f"| `POST /candidate/{{name}}` on SQLite, new names, {WRITE_CONNECTIONS} connections, one core: throughput | {cell('writes', 'rps', ' rps', 0)} | — | — | ≥ 10,000 rps |",
+            f"| the same: p99 latency | {cell('writes', 'p99', ' ms', 2)} | — | — | < 10 ms |",
+            f"| the same: writes per transaction (one fsync each) | {cell('writes_per_commit', None, '', 1)} | — | — | — |",
+            f"| the same: server CPU per request | {cell('writes', 'cpu_us', ' µs', 1)} | — | — | — |",
+        ]
+    if "memory" in groups:
+        lines += [
+            f"| resident memory, idle | {cell('memory_idle_mib', None, ' MiB', 1)} | — | — | ≤ 20 MB |",
+            f"| resident memory with {IDLE_CONNECTIONS:,} idle keep-alive connections | {cell('memory_connections_mib', None, ' MiB', 1)} | — | — | bounded |",
+            f"| memory per idle keep-alive connection | {cell('memory_per_connection_kib', None, ' KiB', 1)} | — | — | — |",
+            f"| resident memory once they closed | {cell('memory_after_close_mib', None, ' MiB', 1)} | — | — | — |",
+        ]
+    if {"cost", "instructions", "writes", "memory"} & set(groups):
+        lines += [
+            "",
+            "Server CPU is measured under the same load for the service and its floor: "
+            f"{COST_CONNECTIONS} closed-loop connections for `/gtg`, {STORE_CONNECTIONS} against moto "
+            "(whose own speed sets the rate: it runs on the load core, so its CPU is not counted).",
+            "The busy share of the server's core during each run, median: "
+            + ", ".join(f"{k} {fmt(results[k]['busy'], ' %', 0)}" for k in results
+                        if isinstance(results[k], dict) and results[k].get("busy") is not None)
+            + ".",
+            "",
+        ]
+    if {"matrix", "flood"} & set(groups):
+        lines += ["## Throughput and latency (service unpinned)", "", "| measurement | result |", "|---|---|"]
     if "matrix" in groups:
         lines += [
             f"| `/gtg`, 64 connections: throughput | {cell('gtg', 'rps', ' rps', 0)} |",
             f"| `/gtg`, 64 connections: p99 | {cell('gtg', 'p99', ' ms', 2)} |",
             f"| `/gtg` at 200 rps while `/computation` saturates all {workers} workers: p99 | {cell('gtg_saturated', 'p99', ' ms', 2)} |",
             f"| `/computation` (50,000 iterations), one at a time: mean | {cell('computation_single', 'mean', ' ms', 2)} |",
-            f"| pure chain, criterion (`cargo bench --bench computation`) | {fmt(chain_ms, ' ms', 2)} |",
+            f"| pure chain, criterion (`cargo bench --bench computation`), pinned | {fmt(chain_ms, ' ms', 2)} |",
             f"| `/computation` saturated ({workers * 4} connections, {workers} workers): throughput | {cell('computation_saturated', 'rps', ' rps', 1)} |",
             f"| `POST /candidate/{{name}}`, 64 connections: throughput | {cell('write', 'rps', ' rps', 0)} |",
             f"| `POST /candidate/{{name}}`, 64 connections: p99 | {cell('write', 'p99', ' ms', 2)} |",
@@ -342,10 +703,10 @@ def main(argv):
     lines += [
         "",
         "Requests not answered 2xx, over all passes: "
-        + ", ".join(f"{k} {v}" for k, v in failed.items()) + ".",
+        + (", ".join(f"{k} {v}" for k, v in failed.items()) or "none measured") + ".",
         "",
     ]
-    with open(out, "w", encoding="utf-8") as handle:
+    with open(args.out, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines))
     print("\n".join(lines))
     return 0

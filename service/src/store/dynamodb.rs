@@ -50,23 +50,30 @@ pub struct DynamoDbStore {
     table: String,
 }
 
+/// How the service's DynamoDB client is configured: region, credentials and endpoint
+/// from the SDK's standard chain (`AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, the
+/// instance role), with the store's timeouts and retries. Public so that the SDK floor
+/// (`benches/dynamodb_floor.rs`) measures exactly the client the service uses.
+pub async fn sdk_config(timeouts: StoreTimeouts) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(crate::aws::http_client())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(timeouts.connect)
+                .operation_attempt_timeout(timeouts.operation.min(Duration::from_secs(3)))
+                .operation_timeout(timeouts.operation)
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await
+}
+
 impl DynamoDbStore {
-    /// Region, credentials and endpoint come from the SDK's standard chain
-    /// (`AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, the instance role). Nothing is
-    /// sent until the first call, so an unreachable endpoint does not delay the start.
+    /// A store on `table` with the client of [`sdk_config`]. Nothing is sent until the
+    /// first call, so an unreachable endpoint does not delay the start.
     pub async fn from_environment(table: String, timeouts: StoreTimeouts) -> Result<Self, String> {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(crate::aws::http_client())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(timeouts.connect)
-                    .operation_attempt_timeout(timeouts.operation.min(Duration::from_secs(3)))
-                    .operation_timeout(timeouts.operation)
-                    .build(),
-            )
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .load()
-            .await;
+        let config = sdk_config(timeouts).await;
         if config.region().is_none() {
             return Err(format!(
                 "CANDIDATES_STORE=dynamodb://{table} needs an AWS region: set AWS_REGION \

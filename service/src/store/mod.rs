@@ -17,7 +17,10 @@ use async_trait::async_trait;
 
 use crate::candidate::{Candidate, CandidateName, Page, PageLimit};
 
-pub use dynamodb::{DynamoDbStore, IAM_ACTIONS, LIST_INDEX, LIST_SHARD_ATTRIBUTE, PARTITION_KEY};
+pub use dynamodb::{
+    DynamoDbStore, IAM_ACTIONS, LIST_INDEX, LIST_SHARD_ATTRIBUTE, PARTITION_KEY, list_shard,
+    sdk_config,
+};
 pub use instrumented::Instrumented;
 pub use sqlite::SqliteStore;
 
