@@ -1048,10 +1048,7 @@ impl TlsFront {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self {
-            address,
-            child: child,
-        }
+        Self { address, child }
     }
 }
 
