@@ -43,15 +43,15 @@ tf_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --yes | -y) auto_approve=1; shift ;;
-    --binary) [ $# -ge 2 ] || usage; binary=$2; shift 2 ;;
-    --binary=*) binary=${1#--binary=}; shift ;;
-    --packer-subnet) [ $# -ge 2 ] || usage; packer_subnet=$2; shift 2 ;;
-    --packer-subnet=*) packer_subnet=${1#--packer-subnet=}; shift ;;
+    --binary) need_value "$@"; binary=$2; shift 2 ;;
+    --binary=*) need_value --binary "${1#*=}"; binary=${1#*=}; shift ;;
+    --packer-subnet) need_value "$@"; packer_subnet=$2; shift 2 ;;
+    --packer-subnet=*) need_value --packer-subnet "${1#*=}"; packer_subnet=${1#*=}; shift ;;
     -h | --help) usage ;;
-    -var) [ $# -ge 2 ] || usage; tf_var_arg "$1" "$2"; tf_args+=(-var "$2"); shift 2 ;;
-    -var=*) tf_var_arg -var "${1#-var=}"; tf_args+=("$1"); shift ;;
-    -var-file) [ $# -ge 2 ] || usage; tf_args+=("-var-file=$2"); shift 2 ;;
-    -var-file=*) tf_args+=("$1"); shift ;;
+    -var) need_value "$@"; tf_var_arg "$1" "$2"; tf_args+=(-var "$2"); shift 2 ;;
+    -var=*) need_value -var "${1#*=}"; tf_var_arg -var "${1#*=}"; tf_args+=("$1"); shift ;;
+    -var-file) need_value "$@"; tf_args+=("-var-file=$2"); shift 2 ;;
+    -var-file=*) need_value -var-file "${1#*=}"; tf_args+=("$1"); shift ;;
     -*) error "unknown option $1"; usage ;;
     *) [ -z "$env_name" ] || usage; env_name=$1; shift ;;
   esac

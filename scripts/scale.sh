@@ -23,8 +23,8 @@ target=
 selector=()
 while [ $# -gt 0 ]; do
   case $1 in
-    --env) env_name=${2:?--env needs a name}; selector=(--env "$env_name"); shift 2 ;;
-    --asg) asg=${2:?--asg needs a group name}; selector=(--asg "$asg"); shift 2 ;;
+    --env) need_value "$@"; env_name=$2; selector=(--env "$env_name"); shift 2 ;;
+    --asg) need_value "$@"; asg=$2; selector=(--asg "$asg"); shift 2 ;;
     -h | --help) usage ;;
     -*) error "unknown option $1"; usage ;;
     *) [ -z "$target" ] || usage; target=$1; shift ;;
