@@ -120,7 +120,13 @@ fn the_outputs_table_lists_every_terraform_output() {
 fn the_readme_run_command_builds_the_service_alone() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = std::process::Command::new(cargo)
-        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
         .current_dir(repo_root())
         .output()
         .expect("run cargo metadata");
