@@ -9,6 +9,7 @@ pub mod hcl_files;
 pub mod imds;
 pub mod moto;
 pub mod service;
+pub mod standins;
 pub mod systemd_unit;
 pub mod terraform;
 
