@@ -1,9 +1,10 @@
 //! The recording stand-ins for `aws`, `terraform` and `packer` (`tests/fixtures/standin`,
 //! one program linked under the three names) and the harness that runs the project's
 //! scripts with them: `apply.sh`, `destroy.sh`, `scripts/check_env.sh` and, through them,
-//! `scripts/validate.sh`. The stand-in logs every call and keeps a small model of what the
-//! real tools would change (AMIs, snapshots, launch templates, workspaces and their
-//! state), so a test checks both the calls and their effect. `scripts/validate.sh` runs for real against a local service, whose URL
+//! `scripts/validate.sh` and `scripts/scale.sh`. The stand-in logs every call and keeps a
+//! small model of what the real tools would change (AMIs, snapshots, launch templates,
+//! Auto Scaling groups, workspaces and their state), so a test checks both the calls and
+//! their effect. `scripts/validate.sh` runs for real against a local service, whose URL
 //! the stand-in Terraform reports as the stack's.
 //!
 //! Each [`Stage`] works in its own temporary folder: the stand-ins' model and log, the
@@ -197,6 +198,56 @@ impl Stage {
             serde_json::to_string_pretty(value).expect("JSON"),
         )
         .expect("write the stand-ins' model");
+    }
+
+    /// The Auto Scaling group `name` of the model (what `terraform apply` created).
+    #[track_caller]
+    pub fn group(&self, name: &str) -> Value {
+        let aws = self.model("aws.json");
+        aws["auto_scaling_groups"]
+            .as_array()
+            .and_then(|groups| {
+                groups
+                    .iter()
+                    .find(|group| group["AutoScalingGroupName"] == name)
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no group {name} in the model: {aws}"))
+    }
+
+    /// (min, desired, max) of the group `name`.
+    #[track_caller]
+    pub fn sizes(&self, name: &str) -> (u64, u64, u64) {
+        let group = self.group(name);
+        let size = |key: &str| {
+            group[key]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{key} of {group}"))
+        };
+        (size("MinSize"), size("DesiredCapacity"), size("MaxSize"))
+    }
+
+    /// The value of the group's tag `key`, if it has one.
+    pub fn group_tag(&self, name: &str, key: &str) -> Option<String> {
+        self.group(name)["Tags"]
+            .as_array()
+            .and_then(|tags| tags.iter().find(|tag| tag["Key"] == key))
+            .map(|tag| tag["Value"].as_str().expect("a tag value").to_owned())
+    }
+
+    /// The scheduled actions of the group `name`.
+    pub fn scheduled_actions(&self, name: &str) -> Vec<Value> {
+        let aws = self.model("aws.json");
+        aws["scheduled_actions"]
+            .as_array()
+            .map(|actions| {
+                actions
+                    .iter()
+                    .filter(|action| action["AutoScalingGroupName"] == name)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn image_ids(&self) -> Vec<String> {

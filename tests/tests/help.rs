@@ -65,6 +65,8 @@ fn a_missing_option_value_is_refused_with_the_usage() {
         ("scripts/loadtest.sh", "--url"),
         ("scripts/loadtest.sh", "--rate"),
         ("scripts/scale.sh", "--env"),
+        ("scripts/scale.sh", "--min"),
+        ("scripts/scale.sh", "--for"),
         ("scripts/validate.sh", "--env"),
         ("scripts/validate.sh", "--wait"),
     ] {

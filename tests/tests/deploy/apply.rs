@@ -81,6 +81,8 @@ async fn fresh_deploy_bakes_the_ami_applies_it_and_validates() {
         ),
         format!("{infra} init -input=false"),
         format!("{infra} workspace select -or-create=true dev"),
+        // A temporary raise to keep? None on a first deploy: no outputs, no group.
+        format!("{infra} output -json"),
         format!(
             "{infra} apply -input=false -auto-approve -var ami_id={ami} -var region={REGION} \
              -var project=axum-asg"
@@ -466,4 +468,245 @@ fn bad_usage_exits_2_and_calls_nothing() {
             .contains("./apply.sh [--yes] [--binary PATH] [--packer-subnet SUBNET] [ENV]"),
         "{run}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// apply.sh and a temporary raise (scripts/scale.sh --min)
+// ---------------------------------------------------------------------------------------
+
+const GROUP: &str = "axum-asg-dev";
+
+/// A stage with dev deployed (min 2, max 4) and a local service behind its URL.
+async fn deployed() -> (Stage, String, blackbox::Service) {
+    let svc = ServiceBuilder::memory().start().await;
+    let mut stage = Stage::new();
+    stage.set("STANDIN_URL", svc.base_url());
+    let binary = stage.fake_binary();
+    stage
+        .apply(&["--yes", "--binary", &binary, "dev"])
+        .assert_success();
+    assert_eq!(stage.sizes(GROUP), (2, 2, 4));
+    (stage, binary, svc)
+}
+
+/// scripts/scale.sh against the stand-ins, as an operator runs it; returns the raise's end.
+#[track_caller]
+fn raise(stage: &Stage, args: &[&str]) -> String {
+    let mut all = vec!["--env", "dev"];
+    all.extend(args);
+    let run = stage.run("scripts/scale.sh", &all, None);
+    run.assert_success();
+    let tag = stage
+        .group_tag(GROUP, "TemporaryRaise")
+        .unwrap_or_else(|| panic!("no raise recorded:\n{run}"));
+    tag.rsplit_once("until=").expect("until=").1.to_owned()
+}
+
+/// The calls after `terraform apply`, up to the smoke test (validate.sh starts with the
+/// stack's URL).
+fn calls_after_the_apply(run: &Run) -> Vec<&str> {
+    run.calls
+        .iter()
+        .map(String::as_str)
+        .skip_while(|call| !call.starts_with("terraform -chdir=$REPO/infra apply"))
+        .skip(1)
+        .take_while(|call| *call != "terraform -chdir=$REPO/infra output -raw url")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_active_raise_outlives_an_apply_and_still_ends_when_it_was_due() {
+    let (stage, binary, _svc) = deployed().await;
+    let until = raise(&stage, &["--min", "3", "--for", "2h"]);
+    assert_eq!(stage.sizes(GROUP), (3, 3, 4));
+
+    let run = stage.apply(&["--yes", "--binary", &binary, "dev"]);
+    run.assert_success();
+    let infra = "terraform -chdir=$REPO/infra";
+    let ami = run.applied_ami();
+    // Terraform is asked what min_size and max_size this apply sets, then gets the raised
+    // minimum last, so that it wins.
+    assert_eq!(
+        run.one_call(&format!("{infra} console")),
+        format!(
+            "{infra} console -input=false -var ami_id={ami} -var region={REGION} -var project=axum-asg"
+        ),
+        "{run}"
+    );
+    assert!(
+        run.one_call(&format!("{infra} apply"))
+            .ends_with("-var project=axum-asg -var min_size=3"),
+        "{run}"
+    );
+    // Afterwards the record Terraform removed, and the end, which restores min_size.
+    assert_eq!(
+        calls_after_the_apply(&run),
+        [
+            format!(
+                "aws autoscaling create-or-update-tags --region {REGION} --tags \
+                 [{{\"ResourceId\":\"{GROUP}\",\"ResourceType\":\"auto-scaling-group\",\"Key\":\"TemporaryRaise\",\
+                 \"Value\":\"min=3 restore=2 until={until}\",\"PropagateAtLaunch\":false}}]"
+            ),
+            format!(
+                "aws autoscaling put-scheduled-update-group-action --region {REGION} \
+                 --auto-scaling-group-name {GROUP} --scheduled-action-name temporary-raise-end \
+                 --start-time {until} --min-size 2"
+            ),
+        ],
+        "{run}"
+    );
+    assert_eq!(stage.sizes(GROUP), (3, 3, 4), "{run}");
+    assert_eq!(
+        stage.group_tag(GROUP, "TemporaryRaise"),
+        Some(format!("min=3 restore=2 until={until}"))
+    );
+    assert_eq!(
+        stage.scheduled_actions(GROUP),
+        [
+            json!({"AutoScalingGroupName": GROUP, "ScheduledActionName": "temporary-raise-end",
+                "StartTime": until, "MinSize": 2})
+        ]
+    );
+    for said in [
+        format!(
+            "NOTE: a temporary raise holds {GROUP} at min 3 until {until}: this apply keeps it (min_size 3 instead of 2"
+        ),
+        format!("NOTE: kept the temporary raise of {GROUP}: min 3 until {until}, then min 2"),
+    ] {
+        assert!(run.stderr.contains(&said), "{said}:\n{run}");
+    }
+    for check in VALIDATE_CHECKS {
+        assert!(run.stdout.contains(&format!("✓ {check} passed")), "{run}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raise_outlives_an_apply_that_lowers_min_size_and_then_restores_the_new_one() {
+    let (stage, binary, _svc) = deployed().await;
+    let until = raise(&stage, &["--min", "4", "--for", "1h"]);
+    let run = stage.apply(&["--yes", "--binary", &binary, "dev", "-var", "min_size=1"]);
+    run.assert_success();
+    let apply = run.one_call("terraform -chdir=$REPO/infra apply");
+    assert!(
+        apply.contains(" -var min_size=1 ") && apply.ends_with(" -var min_size=4"),
+        "the user's min_size, then the raise's: {run}"
+    );
+    assert_eq!(stage.sizes(GROUP), (4, 4, 4), "{run}");
+    assert_eq!(
+        stage.group_tag(GROUP, "TemporaryRaise"),
+        Some(format!("min=4 restore=1 until={until}"))
+    );
+    let actions = stage.scheduled_actions(GROUP);
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0]["StartTime"], json!(until));
+    assert_eq!(
+        actions[0]["MinSize"],
+        json!(1),
+        "the end restores the new min_size"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raise_without_an_end_outlives_an_apply_without_one() {
+    let (stage, binary, _svc) = deployed().await;
+    assert_eq!(raise(&stage, &["--min", "3"]), "none");
+    let run = stage.apply(&["--yes", "--binary", &binary, "dev"]);
+    run.assert_success();
+    assert_eq!(stage.sizes(GROUP), (3, 3, 4), "{run}");
+    assert_eq!(
+        stage.group_tag(GROUP, "TemporaryRaise").as_deref(),
+        Some("min=3 restore=2 until=none")
+    );
+    assert!(stage.scheduled_actions(GROUP).is_empty(), "{run}");
+    assert!(
+        run.calls_to("aws autoscaling put-scheduled-update-group-action")
+            .is_empty(),
+        "{run}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apply_whose_min_size_reaches_the_raise_ends_it() {
+    let (stage, binary, _svc) = deployed().await;
+    raise(&stage, &["--min", "3", "--for", "1h"]);
+    let run = stage.apply(&["--yes", "--binary", &binary, "dev", "-var", "min_size=3"]);
+    run.assert_success();
+    assert!(
+        run.one_call("terraform -chdir=$REPO/infra apply")
+            .ends_with("-var project=axum-asg"),
+        "no raised minimum to pass: {run}"
+    );
+    assert!(
+        run.stderr
+            .contains("the min_size 3 of this apply covers it, so the raise ends with this apply"),
+        "{run}"
+    );
+    assert_eq!(stage.sizes(GROUP), (3, 3, 4), "{run}");
+    assert_eq!(stage.group_tag(GROUP, "TemporaryRaise"), None, "{run}");
+    assert!(stage.scheduled_actions(GROUP).is_empty(), "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apply_whose_max_size_is_below_a_raise_is_refused_before_terraform_applies() {
+    let (stage, binary, _svc) = deployed().await;
+    let until = raise(&stage, &["--min", "4", "--for", "1h"]);
+    let before = stage.model("aws.json");
+    let run = stage.apply(&["--yes", "--binary", &binary, "dev", "-var", "max_size=3"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "ERROR: a temporary raise holds {GROUP} at min 4 until {until}, above the max_size 3 of this apply: \
+             end the raise first (scripts/scale.sh --env dev --cancel) or keep max_size at 4 or more; nothing was applied"
+        )),
+        "{run}"
+    );
+    assert_eq!(
+        run.calls_to("terraform -chdir=$REPO/infra console").len(),
+        1,
+        "{run}"
+    );
+    assert!(
+        run.calls_to("terraform -chdir=$REPO/infra apply")
+            .is_empty(),
+        "{run}"
+    );
+    assert_eq!(stage.model("aws.json"), before, "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raise_whose_end_has_passed_is_left_to_terraform() {
+    let (stage, binary, _svc) = deployed().await;
+    raise(&stage, &["--min", "3", "--for", "1h"]);
+    // What AWS leaves after the end ran: the minimum restored, the action gone, the tag.
+    let mut aws = stage.model("aws.json");
+    let group = aws["auto_scaling_groups"]
+        .as_array_mut()
+        .expect("groups")
+        .iter_mut()
+        .find(|group| group["AutoScalingGroupName"] == GROUP)
+        .expect("the group");
+    group["MinSize"] = json!(2);
+    for tag in group["Tags"].as_array_mut().expect("tags") {
+        if tag["Key"] == "TemporaryRaise" {
+            tag["Value"] = json!("min=3 restore=2 until=2020-01-01T00:00:00Z");
+        }
+    }
+    aws["scheduled_actions"] = json!([]);
+    stage.save_model("aws.json", &aws);
+
+    let run = stage.apply(&["--yes", "--binary", &binary, "dev"]);
+    run.assert_success();
+    assert!(
+        run.calls_to("terraform -chdir=$REPO/infra console")
+            .is_empty(),
+        "{run}"
+    );
+    assert!(
+        run.one_call("terraform -chdir=$REPO/infra apply")
+            .ends_with("-var project=axum-asg"),
+        "{run}"
+    );
+    assert!(calls_after_the_apply(&run).is_empty(), "{run}");
+    assert_eq!(stage.sizes(GROUP), (2, 3, 4), "{run}");
+    assert_eq!(stage.group_tag(GROUP, "TemporaryRaise"), None, "{run}");
 }
