@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use blackbox::standins::*;
+use blackbox::standins::{REGION, Run, Stage, add_images, image, is_sha256, strings, value_of};
 use blackbox::{ServiceBuilder, VALIDATE_CHECKS};
 use serde_json::{Value, json};
 

@@ -1,7 +1,7 @@
 //! `scripts/check_env.sh`: every tool and the AWS account checked, each failure said with
 //! its fix.
 
-use blackbox::standins::*;
+use blackbox::standins::{REGION, Run, Stage};
 
 fn check_env(stage: &Stage, args: &[&str]) -> Run {
     stage.run("scripts/check_env.sh", args, None)

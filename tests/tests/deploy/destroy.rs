@@ -1,7 +1,10 @@
 //! `destroy.sh`: the stack, its workspace, then the AMIs and snapshots no launch template
 //! of the region uses, on the two-environment fixture.
 
-use blackbox::standins::*;
+use blackbox::standins::{
+    AMI_DEV, AMI_OTHER_PROJECT, AMI_PERF1_DEFAULT, AMI_PERF1_LATEST, AMI_PERF1_OLD, AMI_UNUSED,
+    DEPLOYED_REGION, REGION, Stage, snapshot_of, strings, two_environments, workspaces,
+};
 use serde_json::json;
 
 #[test]
