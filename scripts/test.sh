@@ -48,10 +48,12 @@ setup_terraform() {
   local mirror=${TF_PROVIDER_MIRROR:-} found config=$TOOLS_DIR/terraform/cli.tfrc
   require_cmd terraform "install Terraform 1.5 or newer: https://developer.hashicorp.com/terraform/install"
   if [ -z "$mirror" ]; then
-    found=$(find "$HOME/.terraform.d/plugins" "$HOME/.local/share/terraform/plugins" \
+    # find fails on the places that do not exist (most of them): that is no error here, and
+    # under pipefail it would discard what the others hold.
+    found=$({ find "$HOME/.terraform.d/plugins" "$HOME/.local/share/terraform/plugins" \
       /usr/local/share/terraform/plugins /usr/share/terraform/plugins /opt /srv \
       -maxdepth 7 -type f -name 'terraform-provider-aws_v*' \
-      -path '*/registry.terraform.io/hashicorp/aws/*' 2>/dev/null | sort | tail -n 1) || found=
+      -path '*/registry.terraform.io/hashicorp/aws/*' 2>/dev/null || true; } | sort | tail -n 1)
     mirror=${found%/registry.terraform.io/*}
   fi
   mkdir -p "$TOOLS_DIR/terraform/plugin-cache"
