@@ -24,6 +24,14 @@ pub fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
+/// The project-local tools folder that `./scripts/test.sh` fills: `CANDIDATES_TOOLS_DIR`,
+/// else `.tools` in the repository (as `scripts/lib/common.sh` chooses it).
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("CANDIDATES_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".tools"))
+}
+
 /// The path of a command-line tool, or a panic that says how to get it.
 pub fn tool(name: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|path| {
