@@ -19,7 +19,7 @@
 # the AMI and every resource; destroy.sh finds them by it.
 # A temporary raise of the group's minimum (scripts/scale.sh --min) outlives the apply, and
 # its end then restores this apply's min_size; an apply whose min_size reaches the raise
-# ends it, and one whose max_size is below the raise is refused before Terraform runs.
+# ends it, and one whose max_size is below the raise is refused before terraform apply.
 # The region is AWS_REGION, else AWS_DEFAULT_REGION, else the AWS CLI profile's. An AMI is
 # reused when one of this project's AMIs is tagged with the same InputsHash (scripts/lib/
 # common.sh, inputs_hash: the binary and packer/). For the test suite only:
@@ -233,7 +233,7 @@ var_args=(${tf_args[@]+"${tf_args[@]}"} -var "ami_id=$ami" -var "region=$region"
 # A temporary raise of the group's minimum (scripts/scale.sh --min) outlives the apply:
 # Terraform gets the raised minimum rather than min_size, and the raise is recorded again
 # afterwards to restore the min_size of this apply. An apply whose own min_size covers the
-# raise ends it; one whose max_size is below it is refused before Terraform runs.
+# raise ends it; one whose max_size is below it is refused before terraform apply.
 raise=$(active_raise) || exit 1
 raise_fate=none
 if [ -n "$raise" ]; then
