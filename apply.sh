@@ -17,6 +17,9 @@
 #
 # The project name is AXUM_ASG_PROJECT (default axum-asg): it prefixes every name and tags
 # the AMI and every resource; destroy.sh finds them by it.
+# A temporary raise of the group's minimum (scripts/scale.sh --min) outlives the apply, and
+# its end then restores this apply's min_size; an apply whose min_size reaches the raise
+# ends it, and one whose max_size is below the raise is refused before terraform apply.
 # The region is AWS_REGION, else AWS_DEFAULT_REGION, else the AWS CLI profile's. An AMI is
 # reused when one of this project's AMIs is tagged with the same InputsHash (scripts/lib/
 # common.sh, inputs_hash: the binary and packer/). For the test suite only:
@@ -25,6 +28,8 @@
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/lib/common.sh"
+# shellcheck source=scripts/lib/raise.sh
+source "$REPO_ROOT/scripts/lib/raise.sh"
 
 
 # tf_var_arg OPTION VALUE: refuse the variables apply.sh owns.
@@ -43,15 +48,15 @@ tf_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --yes | -y) auto_approve=1; shift ;;
-    --binary) [ $# -ge 2 ] || usage; binary=$2; shift 2 ;;
-    --binary=*) binary=${1#--binary=}; shift ;;
-    --packer-subnet) [ $# -ge 2 ] || usage; packer_subnet=$2; shift 2 ;;
-    --packer-subnet=*) packer_subnet=${1#--packer-subnet=}; shift ;;
+    --binary) need_value "$@"; binary=$2; shift 2 ;;
+    --binary=*) need_value --binary "${1#*=}"; binary=${1#*=}; shift ;;
+    --packer-subnet) need_value "$@"; packer_subnet=$2; shift 2 ;;
+    --packer-subnet=*) need_value --packer-subnet "${1#*=}"; packer_subnet=${1#*=}; shift ;;
     -h | --help) usage ;;
-    -var) [ $# -ge 2 ] || usage; tf_var_arg "$1" "$2"; tf_args+=(-var "$2"); shift 2 ;;
-    -var=*) tf_var_arg -var "${1#-var=}"; tf_args+=("$1"); shift ;;
-    -var-file) [ $# -ge 2 ] || usage; tf_args+=("-var-file=$2"); shift 2 ;;
-    -var-file=*) tf_args+=("$1"); shift ;;
+    -var) need_value "$@"; tf_var_arg "$1" "$2"; tf_args+=(-var "$2"); shift 2 ;;
+    -var=*) need_value -var "${1#*=}"; tf_var_arg -var "${1#*=}"; tf_args+=("$1"); shift ;;
+    -var-file) need_value "$@"; tf_args+=("-var-file=$2"); shift 2 ;;
+    -var-file=*) need_value -var-file "${1#*=}"; tf_args+=("$1"); shift ;;
     -*) error "unknown option $1"; usage ;;
     *) [ -z "$env_name" ] || usage; env_name=$1; shift ;;
   esac
@@ -143,6 +148,46 @@ ami_from_manifest() {
   printf '%s\n' "$artifact"
 }
 
+# active_raise: "ASG MIN RESTORE TIME" of the temporary raise (scripts/scale.sh --min) on
+# the group of the selected workspace, when one is active; nothing on a first deploy.
+active_raise() {
+  local outputs asg group raise
+  outputs=$(tf output -json) || die "step 'read the outputs (terraform output)' failed"
+  asg=$(jq -r '.asg_name.value // empty' <<<"$outputs")
+  [ -n "$asg" ] || return 0
+  group=$(group_json "$region" "$asg") ||
+    die "step 'look for a temporary raise (aws autoscaling describe-auto-scaling-groups)' failed"
+  [ "$group" != null ] || return 0
+  raise=$(raise_of "$group") || exit 1
+  [ -z "$raise" ] || printf '%s %s\n' "$asg" "$raise"
+}
+
+# configured_sizes VAR-ARGS...: "MIN MAX", the min_size and max_size that terraform apply
+# would use with these -var and -var-file arguments (terraform console evaluates them).
+configured_sizes() {
+  local sizes
+  # shellcheck disable=SC2016 # a Terraform template, for Terraform to expand
+  sizes=$(printf '%s\n' '"${var.min_size} ${var.max_size}"' | tf console -input=false "$@") || return 1
+  sizes=${sizes//\"/}
+  if ! [[ $sizes =~ ^[0-9]+\ [0-9]+$ ]]; then
+    error "terraform console answered '$sizes' for min_size and max_size"
+    return 1
+  fi
+  printf '%s\n' "$sizes"
+}
+
+# keep_raise ASG MIN RESTORE TIME: after the apply, the raise's record (Terraform removes
+# tags it does not manage) and its end, which now restores this apply's min_size.
+keep_raise() {
+  raise_record "$region" "$1" "$2" "$3" "$4" || return 1
+  [ "$4" = none ] || raise_schedule_end "$region" "$1" "$4" "$3" || return 1
+  if [ "$4" = none ]; then
+    note "kept the temporary raise of $1: min $2 with no end (scripts/scale.sh --env $env_name --cancel sets min $3 again)"
+  else
+    note "kept the temporary raise of $1: min $2 until $4, then min $3"
+  fi
+}
+
 note "deploying $PROJECT_NAME-$env_name"
 
 check_args=()
@@ -180,14 +225,44 @@ fi
 
 run_step "terraform init" tf init -input=false >&2
 run_step "terraform workspace select" tf workspace select -or-create=true "$env_name" >&2
-apply_args=(-input=false)
-[ "$auto_approve" = 0 ] || apply_args+=(-auto-approve)
 # Terraform lets the last assignment of a variable win, and a -var-file may set any:
 # the AMI just baked, its region and the project come last so nothing the user passes
 # replaces them.
-apply_args+=(${tf_args[@]+"${tf_args[@]}"} -var "ami_id=$ami" -var "region=$region" -var "project=$PROJECT_NAME")
+var_args=(${tf_args[@]+"${tf_args[@]}"} -var "ami_id=$ami" -var "region=$region" -var "project=$PROJECT_NAME")
+
+# A temporary raise of the group's minimum (scripts/scale.sh --min) outlives the apply:
+# Terraform gets the raised minimum rather than min_size, and the raise is recorded again
+# afterwards to restore the min_size of this apply. An apply whose own min_size covers the
+# raise ends it; one whose max_size is below it is refused before terraform apply.
+raise=$(active_raise) || exit 1
+raise_fate=none
+if [ -n "$raise" ]; then
+  read -r raise_asg raise_min _ raise_until <<<"$raise"
+  sizes=$(configured_sizes "${var_args[@]}") || die "step 'read min_size and max_size (terraform console)' failed"
+  read -r new_min new_max <<<"$sizes"
+  held="a temporary raise holds $raise_asg at min $raise_min"
+  if [ "$raise_until" = none ]; then held="$held with no end"; else held="$held until $raise_until"; fi
+  if [ "$raise_min" -gt "$new_max" ]; then
+    die "$held, above the max_size $new_max of this apply: end the raise first (scripts/scale.sh --env $env_name --cancel) or keep max_size at $raise_min or more; nothing was applied"
+  elif [ "$raise_min" -le "$new_min" ]; then
+    note "$held; the min_size $new_min of this apply covers it, so the raise ends with this apply"
+    raise_fate=covered
+  else
+    var_args+=(-var "min_size=$raise_min")
+    note "$held: this apply keeps it (min_size $raise_min instead of $new_min; the plan shows the tag $RAISE_TAG going, apply.sh puts it back after the apply)"
+    raise_fate=kept
+  fi
+fi
+
+apply_args=(-input=false)
+[ "$auto_approve" = 0 ] || apply_args+=(-auto-approve)
+apply_args+=("${var_args[@]}")
 note "terraform apply in workspace $env_name with $ami in $region"
 run_step "terraform apply" tf apply "${apply_args[@]}" >&2
+case $raise_fate in
+  kept) run_step "keep the temporary raise" keep_raise "$raise_asg" "$raise_min" "$new_min" "$raise_until" ;;
+  covered) run_step "end the temporary raise" raise_forget "$region" "$raise_asg" ;;
+esac
 
 run_step "validate the deployment (scripts/validate.sh)" bash "$REPO_ROOT/scripts/validate.sh" --env "$env_name"
 

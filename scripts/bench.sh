@@ -38,12 +38,12 @@ label=release
 only=''
 while [ $# -gt 0 ]; do
   case $1 in
-    --duration) duration=${2:?}; shift 2 ;;
-    --repeat) repeat=${2:?}; shift 2 ;;
-    --binary) binary=${2:?}; shift 2 ;;
-    --out) out=${2:?}; shift 2 ;;
-    --label) label=${2:?}; shift 2 ;;
-    --only) only=${2:?}; shift 2 ;;
+    --duration) need_value "$@"; duration=$2; shift 2 ;;
+    --repeat) need_value "$@"; repeat=$2; shift 2 ;;
+    --binary) need_value "$@"; binary=$2; shift 2 ;;
+    --out) need_value "$@"; out=$2; shift 2 ;;
+    --label) need_value "$@"; label=$2; shift 2 ;;
+    --only) need_value "$@"; only=$2; shift 2 ;;
     -h | --help) usage ;;
     *) error "unknown argument $1"; usage ;;
   esac

@@ -31,19 +31,19 @@ slo_rps=1000 slo_mean_ms=400 slo_success=99.99 out='' chart=''
 
 while [ $# -gt 0 ]; do
   case $1 in
-    --url) url=${2:?}; shift 2 ;;
-    --env) env_name=${2:?}; shift 2 ;;
-    --asg) asg=${2:?}; shift 2 ;;
-    --profile) profile=${2:?}; shift 2 ;;
-    --rate) rate=${2:?}; shift 2 ;;
-    --ramp) ramp=${2:?}; shift 2 ;;
-    --concurrency) concurrency=${2:?}; shift 2 ;;
-    --duration) duration=${2:?}; shift 2 ;;
-    --window) window=${2:?}; shift 2 ;;
-    --slo-rps) slo_rps=${2:?}; shift 2 ;;
-    --slo-mean-ms) slo_mean_ms=${2:?}; shift 2 ;;
-    --slo-success) slo_success=${2:?}; shift 2 ;;
-    --out) out=${2:?}; shift 2 ;;
+    --url) need_value "$@"; url=$2; shift 2 ;;
+    --env) need_value "$@"; env_name=$2; shift 2 ;;
+    --asg) need_value "$@"; asg=$2; shift 2 ;;
+    --profile) need_value "$@"; profile=$2; shift 2 ;;
+    --rate) need_value "$@"; rate=$2; shift 2 ;;
+    --ramp) need_value "$@"; ramp=$2; shift 2 ;;
+    --concurrency) need_value "$@"; concurrency=$2; shift 2 ;;
+    --duration) need_value "$@"; duration=$2; shift 2 ;;
+    --window) need_value "$@"; window=$2; shift 2 ;;
+    --slo-rps) need_value "$@"; slo_rps=$2; shift 2 ;;
+    --slo-mean-ms) need_value "$@"; slo_mean_ms=$2; shift 2 ;;
+    --slo-success) need_value "$@"; slo_success=$2; shift 2 ;;
+    --out) need_value "$@"; out=$2; shift 2 ;;
     --chart) chart=1; shift ;;
     -h | --help) usage ;;
     *) error "unknown argument $1"; usage ;;

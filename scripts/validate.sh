@@ -26,8 +26,8 @@ base_url=
 curl_args=()
 while [ $# -gt 0 ]; do
   case $1 in
-    --env) env_name=${2:?--env needs a name}; shift 2 ;;
-    --wait) [ $# -ge 2 ] || usage; wait_secs=$2; shift 2 ;;
+    --env) need_value "$@"; env_name=$2; shift 2 ;;
+    --wait) need_value "$@"; wait_secs=$2; shift 2 ;;
     -h | --help) usage ;;
     -*) error "unknown option $1"; usage ;;
     *) [ -z "$base_url" ] || usage; base_url=$1; shift ;;

@@ -42,6 +42,16 @@ usage() {
   exit 2
 }
 
+# need_value OPTION ARGS...: the one way a script refuses an option that takes a value but
+# comes last or with an empty value. Call it in the option loop with the loop's arguments,
+# option first: `--env) need_value "$@"; env_name=$2; shift 2 ;;`. It prints an ERROR and
+# the usage, and exits 2.
+need_value() {
+  [ $# -ge 2 ] && [ -n "$2" ] && return 0
+  error "$1 needs a value"
+  usage
+}
+
 # is_count VALUE: a positive whole number.
 is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 

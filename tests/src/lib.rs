@@ -10,6 +10,7 @@ pub mod imds;
 pub mod moto;
 pub mod raw;
 pub mod service;
+pub mod standins;
 pub mod systemd_unit;
 pub mod terraform;
 
@@ -22,6 +23,14 @@ pub use service::{Service, ServiceBuilder};
 /// The repository's root folder.
 pub fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// The project-local tools folder that `./scripts/test.sh` fills: `CANDIDATES_TOOLS_DIR`,
+/// else `.tools` in the repository (as `scripts/lib/common.sh` chooses it).
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("CANDIDATES_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".tools"))
 }
 
 /// The path of a command-line tool, or a panic that says how to get it.

@@ -148,12 +148,21 @@ async fn sigterm_drains_finishes_in_flight_requests_and_exits_zero() {
         .start()
         .await;
     let base = svc.base_url();
-    // Computations of a few seconds: still running when the listener closes.
+    // Computations of a few seconds: still running when the listener closes. The workers
+    // run at nice 10, so on a machine busy with other work they may take much longer: the
+    // client waits as long as the service would (its request timeout), not its usual 60 s.
     let in_flight: Vec<_> = (0..2)
         .map(|i| {
             let url = format!("{base}/computation?seed=drain{i}&iterations=3000000");
             let client = svc.client().clone();
-            tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
+            tokio::spawn(async move {
+                client
+                    .get(url)
+                    .timeout(Duration::from_secs(120))
+                    .send()
+                    .await
+                    .map(|r| r.status())
+            })
         })
         .collect();
     eventually(

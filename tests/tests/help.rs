@@ -52,3 +52,42 @@ fn an_unknown_option_is_refused_with_the_usage() {
         assert!(stderr.ends_with(&header_of(script)), "{script}:\n{stderr}");
     }
 }
+
+/// One way to refuse an option whose value is missing (common.sh's need_value): an ERROR
+/// naming the option, then the usage, exit 2, for the option given last or empty.
+#[test]
+fn a_missing_option_value_is_refused_with_the_usage() {
+    for (script, option) in [
+        ("apply.sh", "--binary"),
+        ("apply.sh", "--packer-subnet"),
+        ("apply.sh", "-var"),
+        ("apply.sh", "-var-file"),
+        ("scripts/bench.sh", "--duration"),
+        ("scripts/loadtest.sh", "--url"),
+        ("scripts/loadtest.sh", "--rate"),
+        ("scripts/scale.sh", "--env"),
+        ("scripts/scale.sh", "--min"),
+        ("scripts/scale.sh", "--for"),
+        ("scripts/validate.sh", "--env"),
+        ("scripts/validate.sh", "--wait"),
+    ] {
+        for args in [vec![option], vec![option, ""]] {
+            let (code, _, stderr) = run_script(script, &args, &[]);
+            assert_eq!(code, 2, "{script} {args:?}:\n{stderr}");
+            assert!(
+                stderr.starts_with(&format!("ERROR: {option} needs a value\n")),
+                "{script} {args:?}:\n{stderr}"
+            );
+            assert!(
+                stderr.ends_with(&header_of(script)),
+                "{script} {args:?}:\n{stderr}"
+            );
+        }
+    }
+    let (code, _, stderr) = run_script("apply.sh", &["--binary="], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("ERROR: --binary needs a value\n"),
+        "{stderr}"
+    );
+}

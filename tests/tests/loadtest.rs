@@ -303,7 +303,7 @@ async fn a_deployed_run_samples_capacity_and_cpu_and_draws_the_chart() {
 }
 
 fn chart(csv: &Path, png: &Path) -> std::process::Output {
-    let python = repo_root().join(".tools/venvs/plot/bin/python");
+    let python = blackbox::tools_dir().join("venvs/plot/bin/python");
     assert!(
         python.is_file(),
         "matplotlib is not installed: run ./scripts/test.sh"

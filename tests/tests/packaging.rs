@@ -1,31 +1,27 @@
 //! What goes into the AMI: the release binary (runs on Amazon Linux 2023's glibc), the
-//! systemd unit (valid, hardened, true to its contract with the launch template's user
-//! data) and the Packer template that bakes them.
+//! systemd unit (valid, hardened, restarting, and running for real under systemd) and the
+//! Packer template that bakes them. Where the unit must agree with the launch template's
+//! user data or the service's timings, the check is in `cross_layer.rs`.
 //!
 //! Tools: `readelf` (binutils) and `systemd-analyze` (systemd). The release binary comes
 //! from `scripts/build_release.sh` (or `$CANDIDATES_RELEASE_BIN`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use blackbox::hcl_files::{Module, labels, reference, required};
 use blackbox::systemd_unit::{parse_timespan, unit, unit_path};
 use blackbox::{repo_root, tool};
-use hcl::expr::TraversalOperator;
-use hcl::{Block, Expression};
+use hcl::Expression;
 
 /// Amazon Linux 2023's glibc: the newest symbol version the binary may need.
 const MAX_GLIBC: (u32, u32) = (2, 34);
 /// The worst `systemd-analyze security` exposure the unit may have (0 best, 10 worst).
 const MAX_EXPOSURE: f64 = 2.5;
-/// The environment file the launch template's user data writes.
-const ENV_FILE: &str = "/etc/candidates/candidates.env";
-/// Longest drain (CANDIDATES_SHUTDOWN_DRAIN_SECS <= 60) + default request timeout (10 s)
-/// + time to close; the unit must wait longer than this before SIGKILL.
-const SHUTDOWN_BUDGET: Duration = Duration::from_secs(60 + 10 + 5);
 
 fn packer_dir() -> PathBuf {
     repo_root().join("packer")
@@ -263,29 +259,12 @@ fn exposure_parser_reads_the_overall_line() {
     assert_eq!(overall_exposure("nothing here"), None);
 }
 
+/// The unit runs the installed binary, restarts it, keeps its state where the service
+/// expects it and confines it. (Its user, environment file and stop timings agree with the
+/// user data and the service: `cross_layer.rs`.)
 #[test]
-fn unit_keeps_its_contract_with_user_data() {
+fn unit_runs_the_binary_confined_and_restarts_it() {
     let unit = unit();
-    let user = unit.get("Service", "User");
-    assert_eq!(
-        user, "candidates",
-        "the service runs as its own system user"
-    );
-    assert_ne!(unit.get("Service", "Group"), "root");
-    assert!(
-        unit.all("Service", "DynamicUser")
-            .iter()
-            .all(|v| *v == "no"),
-        "user data gives the environment file to the static group `candidates`"
-    );
-
-    // Without '-' prefix: a missing file is an error, never an empty configuration.
-    assert_eq!(unit.all("Service", "EnvironmentFile"), [ENV_FILE]);
-    assert!(
-        unit.all("Unit", "ConditionPathExists").contains(&ENV_FILE),
-        "the AMI's own first boot must not start the service before user data wrote {ENV_FILE}"
-    );
-
     let exec_start = unit.get("Service", "ExecStart");
     assert_eq!(
         exec_start.split_whitespace().next(),
@@ -296,17 +275,6 @@ fn unit_keeps_its_contract_with_user_data() {
     assert!(
         (Duration::from_millis(500)..=Duration::from_secs(30)).contains(&restart_sec),
         "RestartSec {restart_sec:?}: neither a busy loop nor a long outage"
-    );
-
-    let stop = parse_timespan(unit.get("Service", "TimeoutStopSec"));
-    assert!(
-        stop > SHUTDOWN_BUDGET,
-        "TimeoutStopSec {stop:?} must exceed drain + request timeout + shutdown ({SHUTDOWN_BUDGET:?})"
-    );
-    assert_eq!(
-        unit.get("Service", "KillSignal"),
-        "SIGTERM",
-        "SIGTERM starts the drain"
     );
 
     assert_eq!(unit.get("Service", "StateDirectory"), "candidates");
@@ -428,136 +396,8 @@ fn timespan_parser_understands_systemd_units() {
 // 5. The Packer template
 // ---------------------------------------------------------------------------------------
 
-/// The whole template: blocks of every file, locals merged.
-struct Template {
-    blocks: Vec<Block>,
-    locals: BTreeMap<String, Expression>,
-}
-
-impl Template {
-    fn load() -> Template {
-        let blocks = blackbox::hcl_files::blocks_in(&packer_dir(), ".pkr.hcl");
-        let mut locals = BTreeMap::new();
-        for block in blocks.iter().filter(|b| b.identifier() == "locals") {
-            for attribute in block.body().attributes() {
-                let previous = locals.insert(attribute.key().to_owned(), attribute.expr().clone());
-                assert!(
-                    previous.is_none(),
-                    "local.{} is defined twice",
-                    attribute.key()
-                );
-            }
-        }
-        Template { blocks, locals }
-    }
-
-    /// The blocks `kind "labels..."`.
-    fn blocks(&self, kind: &str, labels: &[&str]) -> Vec<&Block> {
-        blackbox::hcl_files::select(&self.blocks, kind, labels)
-    }
-
-    fn one_block(&self, kind: &str, labels: &[&str]) -> &Block {
-        let found = self.blocks(kind, labels);
-        assert_eq!(
-            found.len(),
-            1,
-            "expected exactly one {kind} {labels:?} block"
-        );
-        found[0]
-    }
-
-    /// An object-valued expression's entries, following `local.x` and `merge(...)`.
-    fn object(&self, expr: &Expression) -> BTreeMap<String, Expression> {
-        match expr {
-            Expression::Object(object) => object
-                .iter()
-                .map(|(key, value)| (key.to_string(), value.clone()))
-                .collect(),
-            Expression::FuncCall(call) if call.name.name.as_str() == "merge" => {
-                let mut merged = BTreeMap::new();
-                for arg in &call.args {
-                    merged.extend(self.object(arg));
-                }
-                merged
-            }
-            other => match reference(other)
-                .as_deref()
-                .and_then(|r| r.strip_prefix("local."))
-            {
-                Some(name) => self.object(self.local(name)),
-                None => panic!("cannot read {other} as an object"),
-            },
-        }
-    }
-
-    fn local(&self, name: &str) -> &Expression {
-        self.locals
-            .get(name)
-            .unwrap_or_else(|| panic!("local.{name} is not defined"))
-    }
-
-    /// A string-ish expression as text, with `local.x` references replaced by the local's
-    /// own text: enough to resolve paths such as "${local.staging_dir}/candidates".
-    fn text(&self, expr: &Expression) -> String {
-        match expr {
-            Expression::String(s) => s.clone(),
-            Expression::TemplateExpr(template) => {
-                let mut text = template.to_string();
-                for (name, value) in &self.locals {
-                    let placeholder = format!("${{local.{name}}}");
-                    if text.contains(&placeholder) {
-                        text = text.replace(&placeholder, &self.text(value));
-                    }
-                }
-                text
-            }
-            other => match reference(other)
-                .as_deref()
-                .and_then(|r| r.strip_prefix("local."))
-            {
-                Some(name) => self.text(self.local(name)),
-                None => other.to_string(),
-            },
-        }
-    }
-}
-
-fn attr<'a>(block: &'a Block, key: &str) -> &'a Expression {
-    block
-        .body()
-        .attributes()
-        .find(|a| a.key() == key)
-        .map(|a| a.expr())
-        .unwrap_or_else(|| panic!("{} {:?} has no {key}", block.identifier(), labels(block)))
-}
-
-fn labels(block: &Block) -> Vec<&str> {
-    block.labels().iter().map(|l| l.as_str()).collect()
-}
-
-/// "a.b.c" for a plain traversal `a.b.c`, else None.
-fn reference(expr: &Expression) -> Option<String> {
-    match expr {
-        Expression::Variable(variable) => Some(variable.to_string()),
-        Expression::Traversal(traversal) => {
-            let mut path = reference(&traversal.expr)?;
-            for operator in &traversal.operators {
-                match operator {
-                    TraversalOperator::GetAttr(name) => {
-                        path.push('.');
-                        path.push_str(name.as_str());
-                    }
-                    _ => return None,
-                }
-            }
-            Some(path)
-        }
-        _ => None,
-    }
-}
-
 /// A file path in the template, with `${path.root}` standing for packer/.
-fn template_path(template: &Template, expr: &Expression) -> PathBuf {
+fn template_path(template: &Module, expr: &Expression) -> PathBuf {
     let text = template.text(expr);
     let root = packer_dir();
     PathBuf::from(text.replace("${path.root}", &root.to_string_lossy()))
@@ -565,7 +405,7 @@ fn template_path(template: &Template, expr: &Expression) -> PathBuf {
 
 #[test]
 fn packer_template_builds_the_ami_the_stack_expects() {
-    let template = Template::load();
+    let template = Module::packer(&packer_dir());
 
     // Plugin.
     let packer = template.one_block("packer", &[]);
@@ -574,7 +414,7 @@ fn packer_template_builds_the_ami_the_stack_expects() {
         .blocks()
         .find(|b| b.identifier() == "required_plugins")
         .expect("packer { required_plugins { } }");
-    let amazon = template.object(attr(plugins, "amazon"));
+    let amazon = template.object(required(plugins.body(), "amazon"));
     assert_eq!(
         amazon["source"],
         Expression::from("github.com/hashicorp/amazon")
@@ -586,28 +426,41 @@ fn packer_template_builds_the_ami_the_stack_expects() {
 
     // Builder.
     let source = template.one_block("source", &["amazon-ebs"]);
-    assert_eq!(attr(source, "imds_support"), &Expression::from("v2.0"));
-    assert_eq!(attr(source, "ssh_username"), &Expression::from("ec2-user"));
+    assert_eq!(
+        required(source.body(), "imds_support"),
+        &Expression::from("v2.0")
+    );
+    assert_eq!(
+        required(source.body(), "ssh_username"),
+        &Expression::from("ec2-user")
+    );
     let metadata = source
         .body()
         .blocks()
         .find(|b| b.identifier() == "metadata_options")
         .expect("metadata_options for the build instance");
-    assert_eq!(attr(metadata, "http_tokens"), &Expression::from("required"));
+    assert_eq!(
+        required(metadata.body(), "http_tokens"),
+        &Expression::from("required")
+    );
 
     // Base image: the newest Amazon Linux 2023 x86_64 image published by Amazon.
-    let base = reference(attr(source, "source_ami")).expect("source_ami names a data source");
+    let base =
+        reference(required(source.body(), "source_ami")).expect("source_ami names a data source");
     let label = base
         .strip_prefix("data.amazon-ami.")
         .and_then(|rest| rest.strip_suffix(".id"))
         .unwrap_or_else(|| panic!("source_ami is {base}, not data.amazon-ami.<name>.id"));
     let lookup = template.one_block("data", &["amazon-ami", label]);
     assert_eq!(
-        attr(lookup, "owners"),
+        required(lookup.body(), "owners"),
         &Expression::Array(vec![Expression::from("amazon")])
     );
-    assert_eq!(attr(lookup, "most_recent"), &Expression::Bool(true));
-    let filters = template.object(attr(lookup, "filters"));
+    assert_eq!(
+        required(lookup.body(), "most_recent"),
+        &Expression::Bool(true)
+    );
+    let filters = template.object(required(lookup.body(), "filters"));
     let name_filter = template.text(filters.get("name").expect("a name filter"));
     assert!(
         name_filter.starts_with("al2023-ami-2023.") && name_filter.ends_with("-x86_64"),
@@ -615,7 +468,7 @@ fn packer_template_builds_the_ami_the_stack_expects() {
     );
 
     // One local for the AMI's name and its Name tag, built from one timestamp.
-    let ami_name = attr(source, "ami_name");
+    let ami_name = required(source.body(), "ami_name");
     let ami_local = reference(ami_name).unwrap_or_default();
     let name_text = template.text(ami_name);
     assert!(
@@ -626,7 +479,7 @@ fn packer_template_builds_the_ami_the_stack_expects() {
         "ami_name should be a local \"<var.project>-<formatdate(timestamp())>\", is {ami_name} = {name_text}"
     );
 
-    let tags = template.object(attr(source, "tags"));
+    let tags = template.object(required(source.body(), "tags"));
     assert_eq!(
         tags.get("Name"),
         Some(ami_name),
@@ -646,7 +499,7 @@ fn packer_template_builds_the_ami_the_stack_expects() {
         reference(&tags["InputsHash"]).as_deref(),
         Some("var.inputs_hash")
     );
-    let run_tags = template.object(attr(source, "run_tags"));
+    let run_tags = template.object(required(source.body(), "run_tags"));
     assert_eq!(
         run_tags.get("Project").and_then(reference).as_deref(),
         Some("var.project")
@@ -671,7 +524,7 @@ fn packer_template_builds_the_ami_the_stack_expects() {
         );
     }
     assert_eq!(
-        reference(attr(source, "subnet_id")).as_deref(),
+        reference(required(source.body(), "subnet_id")).as_deref(),
         Some("var.subnet_id")
     );
 
@@ -681,13 +534,19 @@ fn packer_template_builds_the_ami_the_stack_expects() {
         .blocks()
         .find(|b| {
             b.identifier() == "launch_block_device_mappings"
-                && attr(b, "device_name") == &Expression::from("/dev/xvda")
+                && required(b.body(), "device_name") == &Expression::from("/dev/xvda")
         })
         .expect("launch_block_device_mappings for the root device /dev/xvda");
-    assert_eq!(attr(root_volume, "encrypted"), &Expression::Bool(true));
-    assert_eq!(attr(root_volume, "volume_type"), &Expression::from("gp3"));
     assert_eq!(
-        attr(root_volume, "delete_on_termination"),
+        required(root_volume.body(), "encrypted"),
+        &Expression::Bool(true)
+    );
+    assert_eq!(
+        required(root_volume.body(), "volume_type"),
+        &Expression::from("gp3")
+    );
+    assert_eq!(
+        required(root_volume.body(), "delete_on_termination"),
         &Expression::Bool(true)
     );
 
@@ -700,8 +559,8 @@ fn packer_template_builds_the_ami_the_stack_expects() {
         .filter(|b| b.identifier() == "provisioner" && labels(b) == ["file"])
         .map(|b| {
             (
-                template.text(attr(b, "source")),
-                template.text(attr(b, "destination")),
+                template.text(required(b.body(), "source")),
+                template.text(required(b.body(), "destination")),
             )
         })
         .collect();
@@ -740,7 +599,7 @@ fn packer_template_builds_the_ami_the_stack_expects() {
                 && b.body().attributes().any(|a| a.key() == "script")
         })
         .expect("a shell provisioner runs packer/scripts/install.sh");
-    let script = template_path(&template, attr(install, "script"));
+    let script = template_path(&template, required(install.body(), "script"));
     assert_eq!(
         fs::canonicalize(&script).ok(),
         fs::canonicalize(packer_dir().join("scripts/install.sh")).ok(),
@@ -749,7 +608,7 @@ fn packer_template_builds_the_ami_the_stack_expects() {
     );
     assert!(
         template
-            .text(attr(install, "execute_command"))
+            .text(required(install.body(), "execute_command"))
             .contains("sudo")
     );
     let install_text = fs::read_to_string(&script).expect("read install.sh");
@@ -767,14 +626,17 @@ fn packer_template_builds_the_ami_the_stack_expects() {
         .blocks()
         .find(|b| b.identifier() == "post-processor" && labels(b) == ["manifest"])
         .expect("a manifest post-processor");
-    let output = template_path(&template, attr(manifest, "output"));
+    let output = template_path(&template, required(manifest.body(), "output"));
     assert_eq!(
         output,
         packer_dir().join("manifest.json"),
         "apply.sh reads packer/manifest.json"
     );
-    assert_eq!(attr(manifest, "strip_path"), &Expression::Bool(true));
-    let custom = template.object(attr(manifest, "custom_data"));
+    assert_eq!(
+        required(manifest.body(), "strip_path"),
+        &Expression::Bool(true)
+    );
+    let custom = template.object(required(manifest.body(), "custom_data"));
     assert_eq!(
         reference(&custom["inputs_hash"]).as_deref(),
         Some("var.inputs_hash")
@@ -782,39 +644,6 @@ fn packer_template_builds_the_ami_the_stack_expects() {
     assert_eq!(
         reference(&custom["git_revision"]).as_deref(),
         Some("var.git_revision")
-    );
-}
-
-/// The project name has one source: scripts/lib/common.sh chooses it (AXUM_ASG_PROJECT, with
-/// a default) and apply.sh passes it to Packer and Terraform, whose own defaults (for a
-/// direct `packer build` or `terraform apply`) must be the same name.
-#[test]
-fn the_project_name_defaults_agree_across_scripts_packer_and_terraform() {
-    let common =
-        std::fs::read_to_string(repo_root().join("scripts/lib/common.sh")).expect("read common.sh");
-    let line = common
-        .lines()
-        .find(|line| line.starts_with("PROJECT_NAME="))
-        .expect("PROJECT_NAME= in common.sh");
-    let scripts = line
-        .strip_prefix("PROJECT_NAME=${AXUM_ASG_PROJECT:-")
-        .and_then(|rest| rest.strip_suffix('}'))
-        .unwrap_or_else(|| panic!("PROJECT_NAME must default AXUM_ASG_PROJECT: {line}"));
-    let packer = blackbox::hcl_files::variable_default_in(
-        &repo_root().join("packer"),
-        ".pkr.hcl",
-        "project",
-    );
-    let terraform = blackbox::hcl_files::variable_default(&repo_root().join("infra"), "project");
-    assert_eq!(
-        packer,
-        serde_json::json!(scripts),
-        "Packer's project default"
-    );
-    assert_eq!(
-        terraform,
-        serde_json::json!(scripts),
-        "Terraform's project default"
     );
 }
 

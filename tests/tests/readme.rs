@@ -113,6 +113,60 @@ fn the_outputs_table_lists_every_terraform_output() {
     assert_eq!(names, declared);
 }
 
+/// `cargo run --release` at the root builds and runs what the workspace's default members
+/// hold: the service alone (one binary to run, none of the test crate's or the rehearsal's
+/// dependencies to compile first).
+#[test]
+fn the_readme_run_command_builds_the_service_alone() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(repo_root())
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        output.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("cargo metadata's JSON");
+    let defaults: Vec<&str> = metadata["workspace_default_members"]
+        .as_array()
+        .expect("workspace_default_members (cargo 1.71+)")
+        .iter()
+        .map(|id| id.as_str().expect("a package id"))
+        .collect();
+    let packages = metadata["packages"].as_array().expect("packages");
+    let default_packages: Vec<&serde_json::Value> = packages
+        .iter()
+        .filter(|package| defaults.contains(&package["id"].as_str().expect("an id")))
+        .collect();
+    let names: Vec<&str> = default_packages
+        .iter()
+        .map(|package| package["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(names, ["candidates"], "the workspace's default members");
+    let binaries: Vec<&str> = default_packages[0]["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .filter(|target| target["kind"] == serde_json::json!(["bin"]))
+        .map(|target| target["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(binaries, ["candidates"], "one binary for cargo run to pick");
+    assert!(
+        packages.len() > 1,
+        "the workspace has more members than its default one"
+    );
+}
+
 #[test]
 fn the_readme_gives_the_one_run_and_the_one_test_command() {
     let text = readme();
