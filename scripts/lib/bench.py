@@ -413,6 +413,16 @@ def measure_cost(paths, duration, results):
         for op, args in (("get", (TABLE, SEEDED_PREFIX, str(SEEDED))), ("put", (TABLE,))):
             floor = moto.run_floor(op, *args, str(STORE_CONNECTIONS), str(duration), cpu=SERVER_CPU)
             results[f"floor_dynamodb_{op}"] = {"cpu_us": floor["cpu_us_per_call"], "rps": floor["calls_per_s"]}
+    # moto answers a few hundred calls a second, so the service idles between requests and
+    # each one pays the wake-ups of a lightly loaded server, which the SDK loop (no server)
+    # never does. The bare axum server, held to the same rate and connections, measures
+    # that part: the HTTP floor at the store's rate.
+    with BareAxum(paths.bare_axum, cpu=SERVER_CPU) as bare:
+        time.sleep(1)
+        for op in ("get", "put"):
+            rate = max(1, round(results[f"cost_dynamodb_{op}"]["rps"]))
+            results[f"bare_at_dynamodb_{op}_rate"] = cpu_cost(bare.pid, lambda: oha(
+                "-z", d, "-c", str(STORE_CONNECTIONS), "-q", str(rate), f"{bare.base}/gtg", cpu=LOAD_CPU))
 
 
 def measure_writes(paths, duration, results):
@@ -631,6 +641,16 @@ def main(argv):
                 f"| {what} | {cell(key, 'cpu_us', ' µs', 2)} at {fmt(value(key, 'rps'), ' rps', 0)} | "
                 f"{floor_what}: {cell(floor_key, 'cpu_us', ' µs', 2)} at {fmt(value(floor_key, 'rps'), ' rps', 0)} | "
                 f"{fmt(ratio(value(key, 'cpu_us'), value(floor_key, 'cpu_us')), '×', 2)} | {goal} |"
+            )
+        for op, method in (("get", "GET"), ("put", "POST")):
+            http = value(f"bare_at_dynamodb_{op}_rate", "cpu_us")
+            sdk = value(f"floor_dynamodb_{op}", "cpu_us")
+            both = http + sdk if http and sdk else None
+            lines.append(
+                f"| `{method} /candidate/{{name}}` on DynamoDB, against both floors at the store's rate | "
+                f"{cell(f'cost_dynamodb_{op}', 'cpu_us', ' µs', 2)} | SDK loop + bare axum held to the same rate "
+                f"({cell(f'bare_at_dynamodb_{op}_rate', 'cpu_us', ' µs', 2)}): {fmt(both, ' µs', 2)} | "
+                f"{fmt(ratio(value(f'cost_dynamodb_{op}', 'cpu_us'), both), '×', 2)} | — |"
             )
         computation_ms = (value("cost_computation", "cpu_us") or 0) / 1000
         lines.append(
