@@ -20,12 +20,13 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use candidates::candidate::CandidateName;
 use candidates::store::{
-    LIST_INDEX, LIST_SHARD_ATTRIBUTE, PARTITION_KEY, StoreTimeouts, list_shard, sdk_config,
+    LIST_INDEX, LIST_SHARD_ATTRIBUTE, PARTITION_KEY, StoreTimeouts, get_request, put_request,
+    sdk_config,
 };
 
 fn main() {
@@ -86,15 +87,9 @@ fn number(raw: &str) -> u64 {
         .unwrap_or_else(|_| panic!("'{raw}' is not a whole number"))
 }
 
-/// What `DynamoDbStore::get` sends.
+/// What `DynamoDbStore::get` sends (the same builder).
 async fn get(client: &Client, table: &str, name: &str) {
-    client
-        .get_item()
-        .table_name(table)
-        .key(PARTITION_KEY, AttributeValue::S(name.to_owned()))
-        .consistent_read(true)
-        .projection_expression("#name")
-        .expression_attribute_names("#name", PARTITION_KEY)
+    get_request(client, table, &candidate(name))
         .send()
         .await
         .unwrap_or_else(|err| panic!("GetItem {name}: {err:?}"))
@@ -102,17 +97,16 @@ async fn get(client: &Client, table: &str, name: &str) {
         .unwrap_or_else(|| panic!("{name} was not seeded"));
 }
 
-/// What `DynamoDbStore::put` sends.
+/// What `DynamoDbStore::put` sends (the same builder).
 async fn put(client: &Client, table: &str, name: &str) {
-    let shard = list_shard(&CandidateName::parse(name).expect("a valid name"));
-    client
-        .put_item()
-        .table_name(table)
-        .item(PARTITION_KEY, AttributeValue::S(name.to_owned()))
-        .item(LIST_SHARD_ATTRIBUTE, AttributeValue::N(shard.to_string()))
+    put_request(client, table, &candidate(name))
         .send()
         .await
         .unwrap_or_else(|err| panic!("PutItem {name}: {err:?}"));
+}
+
+fn candidate(name: &str) -> CandidateName {
+    CandidateName::parse(name).unwrap_or_else(|err| panic!("'{name}': {err}"))
 }
 
 /// The table as `infra/` declares it (the test suite's moto helper creates the same).

@@ -20,6 +20,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use md5::{Digest, Md5};
 
@@ -43,6 +45,31 @@ pub const IAM_ACTIONS: &[&str] = &[
     "dynamodb:PutItem",
     "dynamodb:Query",
 ];
+
+/// The `PutItem` of `POST /candidate/{name}`: the name and its list shard. Public, with
+/// [`get_request`], so that the SDK floor (`benches/dynamodb_floor.rs`) sends exactly
+/// the requests the store sends.
+pub fn put_request(client: &Client, table: &str, name: &CandidateName) -> PutItemFluentBuilder {
+    client
+        .put_item()
+        .table_name(table)
+        .item(PARTITION_KEY, AttributeValue::S(name.to_string()))
+        .item(
+            LIST_SHARD_ATTRIBUTE,
+            AttributeValue::N(list_shard(name).to_string()),
+        )
+}
+
+/// The `GetItem` of `GET /candidate/{name}`: consistent, and only the key comes back.
+pub fn get_request(client: &Client, table: &str, name: &CandidateName) -> GetItemFluentBuilder {
+    client
+        .get_item()
+        .table_name(table)
+        .key(PARTITION_KEY, AttributeValue::S(name.to_string()))
+        .consistent_read(true)
+        .projection_expression("#name")
+        .expression_attribute_names("#name", PARTITION_KEY)
+}
 
 #[derive(Debug)]
 pub struct DynamoDbStore {
@@ -145,14 +172,7 @@ where
 #[async_trait]
 impl CandidateStore for DynamoDbStore {
     async fn put(&self, name: &CandidateName) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(PARTITION_KEY, AttributeValue::S(name.to_string()))
-            .item(
-                LIST_SHARD_ATTRIBUTE,
-                AttributeValue::N(list_shard(name).to_string()),
-            )
+        put_request(&self.client, &self.table, name)
             .send()
             .await
             .map_err(|err| sdk_error("put", err))?;
@@ -160,14 +180,7 @@ impl CandidateStore for DynamoDbStore {
     }
 
     async fn get(&self, name: &CandidateName) -> Result<Option<Candidate>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(name.to_string()))
-            .consistent_read(true)
-            .projection_expression("#name")
-            .expression_attribute_names("#name", PARTITION_KEY)
+        let output = get_request(&self.client, &self.table, name)
             .send()
             .await
             .map_err(|err| sdk_error("get", err))?;

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use crate::candidate::{Candidate, CandidateName, Page, PageLimit};
 
 pub use dynamodb::{
-    DynamoDbStore, IAM_ACTIONS, LIST_INDEX, LIST_SHARD_ATTRIBUTE, PARTITION_KEY, list_shard,
-    sdk_config,
+    DynamoDbStore, IAM_ACTIONS, LIST_INDEX, LIST_SHARD_ATTRIBUTE, PARTITION_KEY, get_request,
+    list_shard, put_request, sdk_config,
 };
 pub use instrumented::Instrumented;
 pub use sqlite::SqliteStore;
