@@ -45,6 +45,7 @@ SERVER_CPU, LOAD_CPU = 0, 1
 # Connections of the per-request cost runs (closed loop), and of the durable writes.
 COST_CONNECTIONS = 64
 STORE_CONNECTIONS = 16
+WARM_UP_SECS = 5
 WRITE_CONNECTIONS = 16
 IDLE_CONNECTIONS = 5000
 # Requests counted under callgrind: the difference of two runs removes the start-up.
@@ -400,8 +401,10 @@ def measure_cost(paths, duration, results):
             **moto.env, "CANDIDATES_STORE": f"dynamodb://{TABLE}",
         }) as service:
             port = service.port
-            # Warm-up: connections to moto opened, credentials resolved.
-            oha("-n", "200", "-c", str(STORE_CONNECTIONS), f"{service.base}/candidate/{SEEDED_PREFIX}000", cpu=LOAD_CPU)
+            # Warm-up: connections to moto opened, credentials resolved, and moto itself up to
+            # speed. CPU per request here grows as the rate falls (a lightly loaded server pays
+            # a wake-up per request), so a cold moto would count against whichever runs first.
+            oha("-z", f"{WARM_UP_SECS}s", "-c", str(STORE_CONNECTIONS), f"{service.base}/candidate/{SEEDED_PREFIX}000", cpu=LOAD_CPU)
             results["cost_dynamodb_get"] = cpu_cost(service.pid, lambda: oha(
                 "-z", d, "-c", str(STORE_CONNECTIONS),
                 "--rand-regex-url", f"http://127[.]0[.]0[.]1:{port}/candidate/{SEEDED_PREFIX}[0-9]{{3}}",
