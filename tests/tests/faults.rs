@@ -242,14 +242,7 @@ async fn kill_9_after_acknowledged_writes_loses_none_of_them() {
     let builder = ServiceBuilder::sqlite(&db);
     let mut svc = builder.start().await;
     let names: Vec<String> = (0..300).map(|i| format!("durable {i}")).collect();
-    let writes = names.iter().map(|name| {
-        let url = svc.url(&format!("/candidate/{}", encode_segment(name)));
-        let client = svc.client().clone();
-        async move { client.post(url).send().await.map(|r| r.status()) }
-    });
-    for status in futures::future::join_all(writes).await {
-        assert_eq!(status.expect("acknowledged"), StatusCode::OK);
-    }
+    post_all_acknowledged(&svc, &names).await;
     svc.signal("KILL");
     svc.wait(Duration::from_secs(10)).await;
 
@@ -334,6 +327,18 @@ async fn bad_configuration_stops_the_start_and_names_the_variable() {
         .await;
     assert_ne!(status.code(), Some(0));
     assert!(output.contains("CANDIDATES_LISTEN"), "{output}");
+}
+
+/// POSTs every name at once; each must be acknowledged (200) before this returns.
+async fn post_all_acknowledged(svc: &Service, names: &[String]) {
+    let writes = names.iter().map(|name| {
+        let url = svc.url(&format!("/candidate/{}", encode_segment(name)));
+        let client = svc.client().clone();
+        async move { client.post(url).send().await.map(|r| r.status()) }
+    });
+    for status in futures::future::join_all(writes).await {
+        assert_eq!(status.expect("acknowledged"), StatusCode::OK);
+    }
 }
 
 /// `CANDIDATES_LOG_FORMAT` → `log-format`.
@@ -522,14 +527,7 @@ async fn kill_9_after_acknowledged_writes_loses_none_of_them_on_dynamodb() {
     let builder = ServiceBuilder::dynamodb(&moto, &table);
     let mut svc = builder.start().await;
     let names: Vec<String> = (0..200).map(|i| format!("durable {i}")).collect();
-    let writes = names.iter().map(|name| {
-        let url = svc.url(&format!("/candidate/{}", encode_segment(name)));
-        let client = svc.client().clone();
-        async move { client.post(url).send().await.map(|r| r.status()) }
-    });
-    for status in futures::future::join_all(writes).await {
-        assert_eq!(status.expect("acknowledged"), StatusCode::OK);
-    }
+    post_all_acknowledged(&svc, &names).await;
     svc.signal("KILL");
     svc.wait(Duration::from_secs(10)).await;
 
