@@ -18,6 +18,10 @@ import csv
 import json
 import sys
 
+# Reading the samples and drawing them are shared with the rehearsal (matplotlib is only
+# imported when a chart is drawn).
+import timechart
+
 COLUMNS = [
     "elapsed_s",
     "target_rps",
@@ -96,19 +100,10 @@ def cmd_window(args):
 
 
 def read_rows(path):
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = set(COLUMNS) - set(reader.fieldnames or [])
-        if missing:
-            raise SystemExit(f"ERROR: {path} lacks columns {sorted(missing)}")
-        rows = list(reader)
-    if not rows:
-        raise SystemExit(f"ERROR: {path} has no data rows")
-    return rows
+    return timechart.read_rows(path, COLUMNS)
 
 
-def number(value):
-    return float(value) if value not in ("", None) else None
+number = timechart.number
 
 
 def cmd_verdict(args):
@@ -152,9 +147,6 @@ def cmd_verdict(args):
 def cmd_chart(args):
     path, out = args
     rows = read_rows(path)
-    # One layout for the load test and the rehearsal: scripts/lib/timechart.py.
-    import timechart
-
     for r in rows:
         r["served"], r["target"] = r["rps"], r["target_rps"]
     run = timechart.series(rows, lambda r: number(r["elapsed_s"]), "")
