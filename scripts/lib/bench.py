@@ -340,7 +340,7 @@ def measure_matrix(binary, duration, workers, results):
 
         results["write"] = oha(
             "-z", d, "-c", "64", "-m", "POST",
-            "--rand-regex-url", f"http://127[.]0[.]0[.]1:{port}/candidate/bench-w-[a-z0-9]{{12}}",
+            "--rand-regex-url", new_names_url(port),
         )
         for i in range(1000):
             status = http_status(f"{base}/candidate/bench-r-{i:03d}", "POST")
@@ -382,6 +382,12 @@ def measure_flood(binary, duration, workers, results):
             )
 
 
+def new_names_url(port):
+    """oha's --rand-regex-url for POSTs of names never written before (dots in brackets:
+    the whole URL is a pattern)."""
+    return f"http://127[.]0[.]0[.]1:{port}/candidate/bench-w-[a-z0-9]{{12}}"
+
+
 def measure_cost(paths, duration, results):
     """Server CPU per request, pinned, each path beside its floor under the same load."""
     d = f"{duration}s"
@@ -392,10 +398,6 @@ def measure_cost(paths, duration, results):
         # Default requests (50,000 iterations), one at a time, on the one worker.
         results["cost_computation"] = cpu_cost(service.pid, lambda: oha(
             "-n", "100", "-c", "1", f"{service.base}/computation?seed={CHAIN_SEED}", cpu=LOAD_CPU))
-    with BareAxum(paths.bare_axum, cpu=SERVER_CPU) as bare:
-        time.sleep(1)
-        results["cost_bare"] = cpu_cost(bare.pid, lambda: gtg(bare.base))
-
     with Moto(paths.dynamodb_floor) as moto:
         with Service(paths.binary, cpu=SERVER_CPU, store_env={
             **moto.env, "CANDIDATES_STORE": f"dynamodb://{TABLE}",
@@ -411,17 +413,18 @@ def measure_cost(paths, duration, results):
                 cpu=LOAD_CPU))
             results["cost_dynamodb_put"] = cpu_cost(service.pid, lambda: oha(
                 "-z", d, "-c", str(STORE_CONNECTIONS), "-m", "POST",
-                "--rand-regex-url", f"http://127[.]0[.]0[.]1:{port}/candidate/bench-w-[a-z0-9]{{12}}",
+                "--rand-regex-url", new_names_url(port),
                 cpu=LOAD_CPU))
         for op, args in (("get", (TABLE, SEEDED_PREFIX, str(SEEDED))), ("put", (TABLE,))):
             floor = moto.run_floor(op, *args, str(STORE_CONNECTIONS), str(duration), cpu=SERVER_CPU)
             results[f"floor_dynamodb_{op}"] = {"cpu_us": floor["cpu_us_per_call"], "rps": floor["calls_per_s"]}
-    # moto answers a few hundred calls a second, so the service idles between requests and
-    # each one pays the wake-ups of a lightly loaded server, which the SDK loop (no server)
-    # never does. The bare axum server, held to the same rate and connections, measures
-    # that part: the HTTP floor at the store's rate.
     with BareAxum(paths.bare_axum, cpu=SERVER_CPU) as bare:
         time.sleep(1)
+        results["cost_bare"] = cpu_cost(bare.pid, lambda: gtg(bare.base))
+        # moto answers a few hundred calls a second, so the service idles between requests
+        # and each one pays the wake-ups of a lightly loaded server, which the SDK loop (no
+        # server) never does. The bare server, held to the same rate and connections,
+        # measures that part: the HTTP floor at the store's rate.
         for op in ("get", "put"):
             rate = max(1, round(results[f"cost_dynamodb_{op}"]["rps"]))
             results[f"bare_at_dynamodb_{op}_rate"] = cpu_cost(bare.pid, lambda: oha(
@@ -438,7 +441,7 @@ def measure_writes(paths, duration, results):
         inserts = service.metric("sqlite_write_batch_size_sum") or 0
         results["writes"] = cpu_cost(service.pid, lambda: oha(
             "-z", f"{duration}s", "-c", str(WRITE_CONNECTIONS), "-m", "POST",
-            "--rand-regex-url", f"http://127[.]0[.]0[.]1:{port}/candidate/bench-w-[a-z0-9]{{12}}",
+            "--rand-regex-url", new_names_url(port),
             cpu=LOAD_CPU))
         batches = (service.metric("sqlite_write_batch_size_count") or 0) - batches
         inserts = (service.metric("sqlite_write_batch_size_sum") or 0) - inserts
