@@ -22,10 +22,10 @@ ASG_SERVICE_ROLE=AWSServiceRoleForAutoScaling
 KEY_POLICY_DOC=https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html
 OPERATOR_POLICY_HINT="the operator's policy: docs/iam/ (scripts/render_policy.sh renders it for $PROJECT_NAME)"
 
-# ask_aws ARGS...: the AWS CLI in the deploy's region; $answer holds what it printed (both
-# streams), the status is its own.
+# ask_aws SERVICE OPERATION ARGS...: the AWS CLI in the deploy's region; $answer holds what
+# it printed (both streams), the status is its own.
 ask_aws() {
-  answer=$(aws --region "$region" "$@" 2>&1)
+  answer=$(aws "$@" --region "$region" 2>&1)
 }
 
 # error_code TEXT: the code of an AWS CLI error message ("An error occurred (CODE) when ...").
@@ -36,7 +36,8 @@ error_code() {
 # is_denied CODE: whether an error code means the caller lacks a permission.
 is_denied() {
   case $1 in
-    UnauthorizedOperation | AccessDenied | AccessDeniedException | UnauthorizedAccess | AuthorizationError) return 0 ;;
+    # 403: the code of a denial the CLI could not parse.
+    UnauthorizedOperation | AccessDenied | AccessDeniedException | UnauthorizedAccess | AuthorizationError | 403) return 0 ;;
     *) return 1 ;;
   esac
 }
