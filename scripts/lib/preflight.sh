@@ -127,7 +127,7 @@ check_instance_types() {
 # check_zones TYPE AZ_COUNT: the type is offered in at least AZ_COUNT zones that need no
 # opt-in (the zones infra/ chooses from).
 check_zones() {
-  local type=$1 wanted=$2 zones offered usable
+  local type=$1 wanted=$2 zones offered usable count fix
   ask_aws ec2 describe-availability-zones --filters Name=opt-in-status,Values=opt-in-not-required --output json ||
     { failed "cannot list the zones of $region ($(last_line "$answer"))"; return 0; }
   zones=$(jq -r '.AvailabilityZones[].ZoneName' <<<"$answer")
@@ -136,10 +136,13 @@ check_zones() {
     { failed "cannot list the zones that offer $type ($(last_line "$answer"))"; return 0; }
   offered=$(jq -r '.InstanceTypeOfferings[].Location' <<<"$answer")
   usable=$(comm -12 <(sort <<<"$zones") <(sort <<<"$offered") | sed '/^$/d' | paste -sd' ' -)
-  if [ "$(wc -w <<<"$usable")" -lt "$wanted" ]; then
-    failed "$type is offered in $(wc -w <<<"$usable") zone(s) of $region (${usable:-none}), and az_count is $wanted: set -var az_count=$(wc -w <<<"$usable") (2 at least), or choose an instance_type offered in $wanted zones"
+  count=$(wc -w <<<"$usable")
+  if [ "$count" -lt "$wanted" ]; then
+    fix="choose an instance_type offered in $wanted zones, or another region"
+    [ "$count" -lt 2 ] || fix="set -var az_count=$count, or $fix"
+    failed "$type is offered in $count zone(s) of $region (${usable:-none}), and az_count is $wanted: $fix"
   else
-    passed "$type is offered in $(wc -w <<<"$usable") zones of $region ($usable): az_count $wanted fits"
+    passed "$type is offered in $count zones of $region ($usable): az_count $wanted fits"
   fi
 }
 
@@ -289,7 +292,8 @@ check_service_role() {
   if [ "$decision" = allowed ]; then
     passed "the Auto Scaling service-linked role does not exist yet; the caller may create it, and AWS does with the first group"
   else
-    failed "the Auto Scaling service-linked role $ASG_SERVICE_ROLE does not exist, and the caller may not create it (iam:CreateServiceLinkedRole${decision:+: $decision}${decision:- cannot be simulated}): create it once with aws iam create-service-linked-role --aws-service-name autoscaling.amazonaws.com"
+    [ -n "$decision" ] || decision="cannot be simulated"
+    failed "the Auto Scaling service-linked role $ASG_SERVICE_ROLE does not exist, and the caller may not create it (iam:CreateServiceLinkedRole: $decision): create it once with aws iam create-service-linked-role --aws-service-name autoscaling.amazonaws.com"
   fi
 }
 

@@ -273,7 +273,7 @@ async fn the_preflight_reports_every_problem_of_a_misconfigured_account_and_crea
     let expected = [
         "ERROR: us-west-1 has no default VPC for Packer's build instance: pass --packer-subnet SUBNET",
         "ERROR: the Auto Scaling service-linked role AWSServiceRoleForAutoScaling does not exist, and the caller may not create it",
-        "ERROR: t3.micro is offered in 2 zone(s) of us-west-1 (us-west-1a us-west-1b), and az_count is 3: set -var az_count=2",
+        "ERROR: t3.micro is offered in 2 zone(s) of us-west-1 (us-west-1a us-west-1b), and az_count is 3: set -var az_count=2, or choose an instance_type offered in 3 zones",
         "ERROR: no Amazon Linux 2023 image (al2023-ami-2023.*-x86_64, owner amazon) for x86_64 in us-west-1",
         "ERROR: the caller may not ec2:CreateLaunchTemplate (the group's launch template, dry run: AccessDenied)",
         "ERROR: 5 check(s) failed: fix them, then run scripts/check_env.sh again; nothing was created",
