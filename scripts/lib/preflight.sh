@@ -173,7 +173,7 @@ check_vcpu_quota() {
     if [ "$quota" -lt "$needed" ]; then
       failed "the On-Demand standard vCPU quota of $region ($STANDARD_VCPU_QUOTA) is $quota, and this deploy may run $needed vCPUs ($detail): ask for more (aws service-quotas request-service-quota-increase --region $region --service-code ec2 --quota-code $STANDARD_VCPU_QUOTA --desired-value $needed) or lower max_size"
     else
-      passed "On-Demand standard vCPU quota of $region: $quota, this deploy may run $needed ($detail); other running instances of the region count against it too"
+      passed "On-Demand standard vCPU quota of $region: $quota, this deploy may run $needed vCPUs ($detail); other running instances of the region count against it too"
     fi
     return 0
   fi
@@ -361,7 +361,8 @@ check_dry_runs() {
     --tag-specifications "ResourceType=launch-template,$tags"
 }
 
-# check_reads: one read call per service the deploy uses beyond EC2.
+# check_reads: one read call per service the deploy uses beyond EC2, when the caller's
+# policies cannot be simulated.
 check_reads() {
   local service readable=()
   for service in "autoscaling describe-auto-scaling-groups --max-items 1" \
@@ -379,14 +380,17 @@ check_reads() {
   [ "${#readable[@]}" -eq 0 ] || passed "read access: ${readable[*]}"
 }
 
-# check_writes: what cannot be tried without creating something, simulated against the
-# caller's policies (iam simulate-principal-policy) when the caller may simulate.
-check_writes() {
+# check_permissions: what cannot be tried without creating something, and one read per
+# service, simulated against the caller's policies (iam simulate-principal-policy); when
+# the caller may not simulate, the reads are tried and the writes said unverified.
+check_permissions() {
   local denied allowed name=$PROJECT_NAME-preflight
-  local actions=(autoscaling:CreateAutoScalingGroup elasticloadbalancing:CreateLoadBalancer
+  local actions=(autoscaling:DescribeAutoScalingGroups elasticloadbalancing:DescribeLoadBalancers
+    dynamodb:ListTables cloudwatch:DescribeAlarms logs:DescribeLogGroups
+    autoscaling:CreateAutoScalingGroup elasticloadbalancing:CreateLoadBalancer
     elasticloadbalancing:CreateTargetGroup dynamodb:CreateTable iam:CreateRole iam:PassRole
     iam:CreateInstanceProfile cloudwatch:PutMetricAlarm cloudwatch:PutDashboard logs:CreateLogGroup ec2:CreateVpc)
-  if ! simulate "${actions[@]}" -- \
+  if ! simulate "${actions[@]}" -- "*" \
     "arn:${partition}:autoscaling:$region:$account:autoScalingGroup:*:autoScalingGroupName/$name" \
     "arn:${partition}:elasticloadbalancing:$region:$account:loadbalancer/app/$name/0123456789abcdef" \
     "arn:${partition}:elasticloadbalancing:$region:$account:targetgroup/$name/0123456789abcdef" \
@@ -397,7 +401,8 @@ check_writes() {
     "arn:${partition}:cloudwatch::$account:dashboard/$name" \
     "arn:${partition}:logs:$region:$account:log-group:/$PROJECT_NAME/preflight" \
     "arn:${partition}:ec2:$region:$account:vpc/*"; then
-    note "UNVERIFIED before the apply, as the policies cannot be simulated (iam simulate-principal-policy: $(last_line "$answer")): ${actions[*]}; $OPERATOR_POLICY_HINT lists every permission the deploy needs"
+    note "UNVERIFIED before the apply, as the policies cannot be simulated (iam simulate-principal-policy: $(last_line "$answer")): ${actions[*]:5}; $OPERATOR_POLICY_HINT lists every permission the deploy needs"
+    check_reads
     return 0
   fi
   denied=$(awk '$2 != "allowed" { print $1 }' <<<"$simulated" | paste -sd' ' -)
@@ -414,8 +419,7 @@ preflight_account() {
   check_bake_network
   check_service_role
   check_ebs_key
-  check_reads
-  check_writes
+  check_permissions
   if ! deploy_values; then
     note "the checks that need the deploy's settings (instance type, zones, image, quota, dry runs) were not run"
     return 0

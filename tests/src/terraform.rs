@@ -439,7 +439,11 @@ pub fn assert_nothing_left(stack: &Deployment, name: &str) {
         "--auto-scaling-group-names",
         name,
     ]);
-    assert_eq!(groups["AutoScalingGroups"], serde_json::json!([]), "{name}: group left");
+    assert_eq!(
+        groups["AutoScalingGroups"],
+        serde_json::json!([]),
+        "{name}: group left"
+    );
     let balancers = stack.aws(&["elbv2", "describe-load-balancers"]);
     assert!(
         !balancers.to_string().contains(&format!("\"{name}\"")),
@@ -451,7 +455,11 @@ pub fn assert_nothing_left(stack: &Deployment, name: &str) {
         "{name}: target group left: {target_groups}"
     );
     let alarms = stack.aws(&["cloudwatch", "describe-alarms", "--alarm-name-prefix", name]);
-    assert_eq!(alarms["MetricAlarms"], serde_json::json!([]), "{name}: alarms left");
+    assert_eq!(
+        alarms["MetricAlarms"],
+        serde_json::json!([]),
+        "{name}: alarms left"
+    );
     let tables = stack.aws(&["dynamodb", "list-tables"]);
     assert!(
         !tables.to_string().contains(name),

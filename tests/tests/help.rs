@@ -3,13 +3,14 @@
 
 use blackbox::{repo_root, run_script};
 
-const USER_SCRIPTS: [&str; 8] = [
+const USER_SCRIPTS: [&str; 9] = [
     "apply.sh",
     "destroy.sh",
     "scripts/bench.sh",
     "scripts/check_env.sh",
     "scripts/loadtest.sh",
     "scripts/rehearse.sh",
+    "scripts/render_policy.sh",
     "scripts/scale.sh",
     "scripts/validate.sh",
 ];
@@ -63,6 +64,9 @@ fn a_missing_option_value_is_refused_with_the_usage() {
         ("apply.sh", "-var"),
         ("apply.sh", "-var-file"),
         ("scripts/bench.sh", "--duration"),
+        ("scripts/check_env.sh", "--packer-subnet"),
+        ("scripts/check_env.sh", "-var"),
+        ("scripts/render_policy.sh", "--out"),
         ("scripts/loadtest.sh", "--url"),
         ("scripts/loadtest.sh", "--rate"),
         ("scripts/scale.sh", "--env"),

@@ -53,7 +53,10 @@ async fn fresh_deploy_bakes_the_ami_applies_it_and_validates() {
             "packer" => call == "packer version",
             _ => false,
         };
-        assert!(harmless, "the preflight changes nothing, but called {call}:\n{run}");
+        assert!(
+            harmless,
+            "the preflight changes nothing, but called {call}:\n{run}"
+        );
     }
 
     // Then, in this exact order: look for an AMI, bake one, apply it.
@@ -269,8 +272,9 @@ fn a_failed_environment_check_stops_before_anything_is_built() {
     // Without credentials, the account is not looked at, and nothing follows.
     assert!(run.calls.is_empty(), "{run}");
     assert!(
-        run.preflight.iter().all(|call| !call.starts_with("aws ec2")
-            && !call.starts_with("terraform -chdir")),
+        run.preflight
+            .iter()
+            .all(|call| !call.starts_with("aws ec2") && !call.starts_with("terraform -chdir")),
         "{run}"
     );
 }
@@ -299,9 +303,17 @@ async fn an_account_the_preflight_refuses_stops_before_anything_is_built() {
     // The user's own values are the ones checked: a smaller max_size fits the quota.
     stage.unset("STANDIN_DENY");
     stage.set("STANDIN_VCPU_QUOTA", "8");
-    let run = stage.apply(&["--yes", "--binary", &stage.fake_binary(), "-var", "max_size=2", "dev"]);
+    let run = stage.apply(&[
+        "--yes",
+        "--binary",
+        &stage.fake_binary(),
+        "-var",
+        "max_size=2",
+        "dev",
+    ]);
     assert!(
-        run.stderr.contains("NOTE: On-Demand standard vCPU quota of eu-west-3: 8, this deploy may run 8"),
+        run.stderr
+            .contains("NOTE: On-Demand standard vCPU quota of eu-west-3: 8, this deploy may run 8"),
         "{run}"
     );
     assert!(
@@ -313,20 +325,35 @@ async fn an_account_the_preflight_refuses_stops_before_anything_is_built() {
 
     // --skip-preflight checks the tools only, says so, and goes on.
     stage.set("STANDIN_DENY", "ec2:RunInstances");
-    let run = stage.apply(&["--yes", "--skip-preflight", "--binary", &stage.fake_binary(), "dev"]);
+    let run = stage.apply(&[
+        "--yes",
+        "--skip-preflight",
+        "--binary",
+        &stage.fake_binary(),
+        "dev",
+    ]);
     assert!(
-        run.stderr.contains("NOTE: --skip-preflight: the AWS account is not checked"),
+        run.stderr
+            .contains("NOTE: --skip-preflight: the AWS account is not checked"),
         "{run}"
     );
     assert!(
-        run.stderr.contains("NOTE: --tools-only: the AWS account was not checked"),
+        run.stderr
+            .contains("NOTE: --tools-only: the AWS account was not checked"),
         "{run}"
     );
     assert!(
-        run.preflight.iter().all(|call| !call.starts_with("aws ec2")),
+        run.preflight
+            .iter()
+            .all(|call| !call.starts_with("aws ec2")),
         "{run}"
     );
-    assert_eq!(run.calls_to("packer build").len(), 1, "{run}");
+    run.assert_success();
+    assert_eq!(
+        run.calls_to("terraform -chdir=$REPO/infra apply").len(),
+        1,
+        "{run}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -529,8 +556,9 @@ fn bad_usage_exits_2_and_calls_nothing() {
     }
     let run = stage.apply(&["-h"]);
     assert!(
-        run.stderr
-            .contains("./apply.sh [--yes] [--binary PATH] [--packer-subnet SUBNET] [--skip-preflight] [ENV]"),
+        run.stderr.contains(
+            "./apply.sh [--yes] [--binary PATH] [--packer-subnet SUBNET] [--skip-preflight] [ENV]"
+        ),
         "{run}"
     );
 }
