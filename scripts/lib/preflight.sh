@@ -23,9 +23,10 @@ KEY_POLICY_DOC=https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-
 OPERATOR_POLICY_HINT="the operator's policy: docs/iam/ (scripts/render_policy.sh renders it for $PROJECT_NAME)"
 
 # ask_aws SERVICE OPERATION ARGS...: the AWS CLI in the deploy's region; $answer holds what
-# it printed (both streams), the status is its own.
+# it printed (both streams), the status is its own. One retry at most (unless
+# AWS_MAX_ATTEMPTS says otherwise): a check whose API fails twice is reported, not waited on.
 ask_aws() {
-  answer=$(aws "$@" --region "$region" 2>&1)
+  answer=$(AWS_MAX_ATTEMPTS=${AWS_MAX_ATTEMPTS:-2} aws "$@" --region "$region" 2>&1)
 }
 
 # error_code TEXT: the code of an AWS CLI error message ("An error occurred (CODE) when ...").
