@@ -17,12 +17,13 @@
 # The account (scripts/lib/preflight.sh), with the instance_type, max_size and az_count
 # that terraform console reads from these -var/-var-file values: a subnet for Packer's
 # build instance (the default VPC or --packer-subnet); Auto Scaling's service-linked role,
-# or the right to create it; the default EBS key, AWS managed or usable by that role; read
-# access to each service; the writes simulated (iam simulate-principal-policy) when the
-# caller may simulate; the instance type and the zones that offer it; an Amazon Linux 2023
-# image for its architecture; the On-Demand vCPU quota; and EC2's own dry runs of what
-# Packer and Terraform create. Nothing is created. What cannot be checked is said on an
-# "UNVERIFIED" NOTE. The policy an operator needs is in docs/iam/.
+# or the right to create it; the default EBS key, AWS managed or usable by that role; the
+# writes and one read per service simulated (iam simulate-principal-policy), or when the
+# caller may not simulate, one read per service tried; the instance type and the zones
+# that offer it; an Amazon Linux 2023 image for its architecture; the On-Demand vCPU
+# quota; and EC2's own dry runs of what Packer and Terraform create. Nothing is created.
+# What cannot be checked is said on an "UNVERIFIED" NOTE. The policy an operator needs is
+# in docs/iam/.
 # One NOTE: line per check that passes, one ERROR: line saying how to fix each one that
 # fails; every check runs, then the exit status is 1 when any failed.
 set -euo pipefail

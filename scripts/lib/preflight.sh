@@ -5,7 +5,7 @@
 # caller's identity), $packer_subnet and the array tf_args (the -var/-var-file arguments the
 # apply will use), and defines passed/failed (one NOTE or ERROR line each, failed counts).
 # preflight_account runs every check; each prints one line and nothing here creates
-# anything: EC2 permissions are tried with --dry-run, the rest is read.
+# anything: EC2 permissions are tried with --dry-run, the others simulated, the rest read.
 #
 # The values checked are the ones the apply will use: terraform console evaluates
 # instance_type, max_size, az_count (with the caller's -var/-var-file and infra/'s own
