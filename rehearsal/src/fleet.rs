@@ -167,15 +167,7 @@ impl Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const T: Timings = Timings {
-        pending_secs: 10.0,
-        boot_secs: 60.0,
-        health_check_secs: 5.0,
-        warmup_secs: 90.0,
-        deregistration_delay_secs: 15.0,
-        shutdown_secs: 15.0,
-    };
+    use crate::rules::lifecycle::EXAMPLE_TIMINGS as T;
 
     #[test]
     fn launches_fill_the_short_zone_and_scale_in_empties_the_full_one() {

@@ -228,18 +228,7 @@ async fn a_deployed_run_samples_capacity_and_cpu_and_draws_the_chart() {
     let moto = Moto::shared();
     let group = unique("loadtest-asg");
     moto.create_auto_scaling_group(&group);
-    moto.aws(&[
-        "cloudwatch",
-        "put-metric-data",
-        "--namespace",
-        "AWS/EC2",
-        "--metric-name",
-        "CPUUtilization",
-        "--dimensions",
-        &format!("AutoScalingGroupName={group}"),
-        "--value",
-        "42.5",
-    ]);
+    moto.put_group_cpu(&group, "42.5");
 
     let url = svc.base_url();
     let script_env = moto.cli_env();
@@ -440,19 +429,7 @@ async fn a_rehearsal_of_a_real_run_reports_its_error_and_calibrates_from_it() {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(1000));
-                let value = format!("{:.2}", meter.percent());
-                moto.aws(&[
-                    "cloudwatch",
-                    "put-metric-data",
-                    "--namespace",
-                    "AWS/EC2",
-                    "--metric-name",
-                    "CPUUtilization",
-                    "--dimensions",
-                    &format!("AutoScalingGroupName={group}"),
-                    "--value",
-                    &value,
-                ]);
+                moto.put_group_cpu(&group, &format!("{:.2}", meter.percent()));
             }
         }
     });

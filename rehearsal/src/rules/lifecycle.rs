@@ -133,18 +133,23 @@ impl Instance {
     }
 }
 
+/// Timings for tests: 15 s pending, 60 s boot, a 5 s health check, 90 s warm-up, 15 s
+/// deregistration delay and 15 s shutdown.
+#[cfg(test)]
+pub const EXAMPLE_TIMINGS: Timings = Timings {
+    pending_secs: 15.0,
+    boot_secs: 60.0,
+    health_check_secs: 5.0,
+    warmup_secs: 90.0,
+    deregistration_delay_secs: 15.0,
+    shutdown_secs: 15.0,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const T: Timings = Timings {
-        pending_secs: 15.0,
-        boot_secs: 60.0,
-        health_check_secs: 5.0,
-        warmup_secs: 90.0,
-        deregistration_delay_secs: 15.0,
-        shutdown_secs: 15.0,
-    };
+    const T: Timings = EXAMPLE_TIMINGS;
 
     #[test]
     fn a_launch_serves_after_boot_and_one_health_check_and_warms_after_the_warm_up() {
