@@ -45,7 +45,13 @@ fn start_zone(group: &Group) -> TimeZone {
 fn refusal_line(vars: &Variables, r: &Refusal) -> String {
     let what = match &r.variable {
         Some(name) => {
-            let value = vars.get(name).map_or("null".to_owned(), |v| v.to_string());
+            let value = match vars.get(name) {
+                Some(serde_json::Value::Number(n)) => {
+                    terraform::eval::format_number(n.as_f64().unwrap_or(f64::NAN))
+                }
+                Some(v) => v.to_string(),
+                None => "null".to_owned(),
+            };
             let origin = vars.origin.get(name).map_or("", String::as_str);
             format!("variable {name} = {value} ({origin})")
         }
