@@ -80,8 +80,7 @@ fn terraform_checks(o: &Options, vars: &Variables) -> Result<terraform::Verdict,
         .map(|r| refusal_line(vars, r))
         .collect();
     Err(Error::usage(format!(
-        "terraform plan would refuse these values (its own checks in {}):\n{}",
-        o.infra.display(),
+        "terraform plan would refuse these values (its own checks, with its messages):\n{}",
         lines.join("\n")
     )))
 }
