@@ -9,6 +9,7 @@
 #   --profile NAME      gtg | read | write | mixed | computation        (default gtg)
 #                       read: GET /candidate/{name} over 100 seeded names; write: POST of
 #                       new names; mixed: 80 % reads and 20 % writes side by side
+#                       (defined in scripts/lib/load-profiles.env, with the SLO defaults)
 #   --rate RPS          fixed request rate (default: as fast as the connections allow)
 #   --ramp R1,R2,...    rate steps, each lasting --duration (overrides --rate)
 #   --concurrency N     connections (default 50)
@@ -25,9 +26,11 @@
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/load-profiles.env
+source "$(dirname "${BASH_SOURCE[0]}")/lib/load-profiles.env"
 
 url='' env_name='' asg='' profile=gtg rate='' ramp='' concurrency=50 duration=30 window=15
-slo_rps=1000 slo_mean_ms=400 slo_success=99.99 out='' chart=''
+slo_rps=$SLO_RPS slo_mean_ms=$SLO_MEAN_MS slo_success=$SLO_SUCCESS_PERCENT out='' chart=''
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -50,7 +53,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-case $profile in gtg | read | write | mixed | computation) ;; *) error "unknown profile '$profile'"; usage ;; esac
+case " $LOAD_PROFILES " in *" $profile "*) ;; *) error "unknown profile '$profile' (one of $LOAD_PROFILES)"; usage ;; esac
 is_count "$concurrency" || die "--concurrency must be a positive whole number"
 is_count "$duration" && [ "$duration" -le 7200 ] || die "--duration must be 1 to 7200 seconds"
 is_count "$window" || die "--window must be a positive whole number of seconds"
@@ -98,9 +101,9 @@ url_regex=$(printf '%s' "$url" | sed 's/[.?+*(){}|$]/[&]/g')
 
 seed_reads() {
   local i
-  note "seeding 100 candidates for the read profile"
-  for ((i = 0; i < 100; i++)); do
-    curl -fsS -o /dev/null --max-time 10 ${connect_to[@]+"${connect_to[@]}"} -X POST "$url/candidate/loadtest-read-$(printf '%03d' "$i")" ||
+  note "seeding $READ_SEED_COUNT candidates for the read profile"
+  for ((i = 0; i < READ_SEED_COUNT; i++)); do
+    curl -fsS -o /dev/null --max-time 10 ${connect_to[@]+"${connect_to[@]}"} -X POST "$url/candidate/$READ_SEED_PREFIX$(printf '%03d' "$i")" ||
       die "cannot seed candidates at $url (is the service up?)"
   done
 }
@@ -116,23 +119,34 @@ oha_run() {
     die "oha failed: $(cat "$work/$name.err")"
 }
 
-# run_window RATE SECONDS: the profile's traffic for one window; prints the JSON files.
+# single_profile NAME RATE CONNECTIONS SECONDS: one single profile's requests, as
+# load-profiles.env defines them (METHOD PATH; a PATH with a class is a pattern).
+single_profile() {
+  local name=$1 run_rate=$2 connections=$3 seconds=$4 spec method path target
+  spec="PROFILE_$(printf '%s' "$name" | tr '[:lower:]' '[:upper:]')"
+  read -r method path <<<"${!spec}"
+  target=("$url$path")
+  [[ $path == *"["* ]] && target=(--rand-regex-url "$url_regex$path")
+  [ "$method" = GET ] || target=(-m "$method" "${target[@]}")
+  oha_run "$name" "$run_rate" "$connections" "$seconds" "${target[@]}"
+}
+
+# run_window RATE SECONDS: the profile's traffic for one window, into $work/*.json.
 run_window() {
   local run_rate=$1 seconds=$2
   case $profile in
-    gtg) oha_run main "$run_rate" "$concurrency" "$seconds" "$url/gtg" ;;
-    computation) oha_run main "$run_rate" "$concurrency" "$seconds" "$url/computation" ;;
-    read) oha_run main "$run_rate" "$concurrency" "$seconds" --rand-regex-url "$url_regex/candidate/loadtest-read-0[0-9]{2}" ;;
-    write) oha_run main "$run_rate" "$concurrency" "$seconds" -m POST --rand-regex-url "$url_regex/candidate/loadtest-write-[a-z0-9]{12}" ;;
     mixed)
-      local read_rate=$((run_rate * 4 / 5)) write_rate=$((run_rate - run_rate * 4 / 5))
-      local read_conns=$(((concurrency * 4 + 4) / 5)) write_conns=$(((concurrency + 4) / 5))
+      local read_rate=$((run_rate * MIXED_READ_PERCENT / 100))
+      local write_rate=$((run_rate - read_rate))
+      local read_conns=$(((concurrency * MIXED_READ_PERCENT + 99) / 100))
+      local write_conns=$(((concurrency * (100 - MIXED_READ_PERCENT) + 99) / 100))
       [ "$run_rate" -gt 0 ] && [ "$write_rate" -eq 0 ] && write_rate=1
-      oha_run main "$read_rate" "$read_conns" "$seconds" --rand-regex-url "$url_regex/candidate/loadtest-read-0[0-9]{2}" &
+      single_profile read "$read_rate" "$read_conns" "$seconds" &
       local reader=$!
-      oha_run writes "$write_rate" "$write_conns" "$seconds" -m POST --rand-regex-url "$url_regex/candidate/loadtest-write-[a-z0-9]{12}"
+      single_profile write "$write_rate" "$write_conns" "$seconds"
       wait "$reader"
       ;;
+    *) single_profile "$profile" "$run_rate" "$concurrency" "$seconds" ;;
   esac
 }
 

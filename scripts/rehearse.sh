@@ -21,17 +21,27 @@
 #   --instance-rps N  requests per second one instance serves at 100 % CPU; default:
 #                     calibrated on the release binary (dist/candidates, else
 #                     target/release/candidates, else built), cached per binary
+#   --calibrate-from FILE  a real run's samples.csv (loadtest.sh against the deployed group):
+#                     the rps per instance at 100 % CPU fitted from its CPU and traffic,
+#                     instead of --instance-rps or a calibration
 #   --recalibrate     measure again even when a calibration is cached
-#   --calibration-secs N   seconds of load per profile when calibrating (default 3)
-#   --slo-rps N --slo-mean-ms N --slo-success PCT   goals, as loadtest.sh (1000, 400, 99.99)
-#   --compare FILE    a loadtest.sh samples.csv to lay over the prediction in the chart
+#   --calibration-secs N   seconds of each of the 3 samples of load per profile when
+#                     calibrating; their spread is reported (default 2)
+#   --slo-rps N --slo-mean-ms N --slo-success PCT   goals, as loadtest.sh (its defaults from
+#                     scripts/lib/load-profiles.env), except the throughput goal, which
+#                     defaults to the load's own peak
+#   --compare FILE    a loadtest.sh samples.csv: the prediction's error minute by minute
+#                     (desired, in service, CPU, p99) and its mean, in DIR/compare.csv and
+#                     the verdict, and the real run laid over the prediction in the chart
 #   --assume NAME=VALUE   override a named assumption (metric_delay_minutes, boot_secs, ...;
 #                     docs/REHEARSAL.md lists them; summary.json prints those used)
 #   --prices FILE     a price table in the format of rehearsal/data/prices-us-east-1.json
 #   --out DIR         results folder (default rehearsal-results/<UTC time>)
 # Writes DIR/timeline.csv (one row per minute), DIR/summary.json, DIR/summary.txt and
-# DIR/chart.png (the load test's layout). Exits 0 when the predicted SLO is met, 1 when it
-# is missed, 2 on bad usage, 3 when the rehearsal could not run.
+# DIR/chart.png (the load test's layout; clock time when the start was given). Values
+# Terraform's own checks refuse (validations, preconditions in infra/) are refused with
+# Terraform's messages. Exits 0 when the predicted SLO is met, 1 when it is missed, 2 on
+# bad usage, 3 when the rehearsal could not run.
 # For development: REHEARSE_BIN runs that rehearse binary instead of building one;
 # REHEARSAL_CACHE_DIR moves the calibration cache (default .tools/rehearsal).
 set -euo pipefail
@@ -39,7 +49,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 args=()
-env_name='' instance_rps='' out='' compare=''
+env_name='' instance_rps='' out='' compare='' calibrate_from=''
 while [ $# -gt 0 ]; do
   case $1 in
     -h | --help) usage ;;
@@ -51,6 +61,8 @@ while [ $# -gt 0 ]; do
     --out=*) out=${1#*=}; shift ;;
     --compare) [ $# -ge 2 ] || usage; compare=$2; args+=("$1" "$2"); shift 2 ;;
     --compare=*) compare=${1#*=}; args+=("$1"); shift ;;
+    --calibrate-from) [ $# -ge 2 ] || usage; calibrate_from=$2; args+=("$1" "$2"); shift 2 ;;
+    --calibrate-from=*) calibrate_from=${1#*=}; args+=("$1"); shift ;;
     --recalibrate) args+=("$1"); shift ;;
     --profile | --rate | --ramp | --duration | --load-csv | --start | --slo-rps | --slo-mean-ms | \
       --slo-success | --assume | --prices | --concurrency | --window | --calibration-secs)
@@ -88,9 +100,9 @@ service_binary() {
   printf '%s\n' "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/candidates"
 }
 
-if [ -z "$instance_rps" ]; then
+cache_dir=${REHEARSAL_CACHE_DIR:-$TOOLS_DIR/rehearsal}
+if [ -z "$instance_rps" ] && [ -z "$calibrate_from" ]; then
   binary=$(service_binary) || die "cannot build the service to calibrate; give --instance-rps instead"
-  cache_dir=${REHEARSAL_CACHE_DIR:-$TOOLS_DIR/rehearsal}
   # The rehearsal reads and writes the cache by the binary's SHA-256; oha is only needed
   # when there is nothing cached for this binary yet.
   hash=$(sha256sum "$binary" | cut -d' ' -f1)
@@ -99,6 +111,16 @@ if [ -z "$instance_rps" ]; then
     note "calibrating the per-request CPU cost of each profile on ${binary#"$REPO_ROOT"/} (a few seconds each)"
   fi
   args+=(--service-binary "$binary" --cache-dir "$cache_dir")
+elif [ -n "$calibrate_from" ]; then
+  # A fit from a real run needs no calibration; a cached one lets the rehearsal say what
+  # the fit means as a vcpu_speed.
+  for binary in "$REPO_ROOT/dist/candidates" "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/candidates"; do
+    [ -x "$binary" ] || continue
+    if [ -f "$cache_dir/calibration-$(sha256sum "$binary" | cut -d' ' -f1).json" ]; then
+      args+=(--service-binary "$binary" --cache-dir "$cache_dir")
+    fi
+    break
+  done
 fi
 
 out=${out:-$REPO_ROOT/rehearsal-results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -109,6 +131,7 @@ status=0
 ensure_venv plot "$PLOT_REQUIREMENTS"
 chart_args=("$out/timeline.csv" "$out/chart.png")
 [ -z "$compare" ] || chart_args+=(--compare "$compare")
+grep -q '"clock_time": true' "$out/summary.json" && chart_args+=(--clock)
 "$(venv_bin plot python)" "$REPO_ROOT/scripts/lib/timechart.py" rehearsal "${chart_args[@]}" ||
   die "could not draw the chart"
 note "results in ${out#"$REPO_ROOT"/}/"

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use jiff::Zoned;
 use jiff::civil::{DateTime, Time};
-use jiff::tz::TimeZone;
+use jiff::tz::{AmbiguousOffset, TimeZone};
 
 use crate::error::Error;
 
@@ -204,9 +204,8 @@ pub fn from_csv(path: &Path) -> Result<Load, Error> {
                 }
             };
             let origin = *first.get_or_insert(at);
-            let minutes = (at - origin)
-                .total(jiff::Unit::Minute)
-                .map_err(|e| usage(path, e))?;
+            // A plain duration: rows may span days (a week of dated rows).
+            let minutes = at.duration_since(origin).as_secs_f64() / 60.0;
             points.push((minutes, number(path, *line, "rps", &cell(row, rate))?));
         }
         if previous_clock.is_none() {
@@ -251,23 +250,56 @@ fn held(path: &Path, points: &[(f64, f64)]) -> Result<Vec<Segment>, Error> {
     Ok(segments)
 }
 
+/// A wall-clock start, and a warning when daylight saving skips or repeats it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Start {
+    pub zoned: Zoned,
+    pub warning: Option<String>,
+}
+
+/// A civil date and time in `zone`: a time that daylight saving skips is taken after the
+/// jump, one it repeats at its first occurrence (jiff's "compatible" choice, as RFC 5545),
+/// with a warning either way.
+pub fn civil_start(dt: DateTime, zone: &TimeZone, what: &str) -> Result<Start, Error> {
+    let ambiguous = zone.to_ambiguous_zoned(dt);
+    let warning = match ambiguous.offset() {
+        AmbiguousOffset::Unambiguous { .. } => None,
+        AmbiguousOffset::Gap { before, after } => Some(format!(
+            "{what} {dt} does not exist in {}: daylight saving skips from {before} to {after}; the rehearsal starts after the jump",
+            zone.iana_name().unwrap_or("the time zone")
+        )),
+        AmbiguousOffset::Fold { before, after } => Some(format!(
+            "{what} {dt} happens twice in {} (daylight saving goes from {before} back to {after}); the rehearsal takes the first",
+            zone.iana_name().unwrap_or("the time zone")
+        )),
+    };
+    let zoned = ambiguous
+        .compatible()
+        .map_err(|e| Error::usage(format!("{what} {dt}: {e}")))?;
+    Ok(Start { zoned, warning })
+}
+
 /// `--start`: a date and time with an offset (`Z`, `+01:00`), a zone (`[Europe/Paris]`),
 /// or neither, in which case it is local to `zone` (the schedules' zone, else UTC).
-pub fn parse_start(text: &str, zone: &TimeZone) -> Result<Zoned, Error> {
+pub fn parse_start(text: &str, zone: &TimeZone) -> Result<Start, Error> {
     if let Ok(z) = text.parse::<Zoned>() {
-        return Ok(z);
+        return Ok(Start {
+            zoned: z,
+            warning: None,
+        });
     }
     if let Ok(ts) = text.parse::<jiff::Timestamp>() {
-        return Ok(ts.to_zoned(TimeZone::UTC));
+        return Ok(Start {
+            zoned: ts.to_zoned(TimeZone::UTC),
+            warning: None,
+        });
     }
-    text.parse::<DateTime>()
-        .ok()
-        .and_then(|dt| dt.to_zoned(zone.clone()).ok())
-        .ok_or_else(|| {
-            Error::usage(format!(
-                "--start '{text}' is not a date and time such as 2026-12-07T06:30 (local to the schedules' time zone), 2026-12-07T05:30Z or 2026-12-07T06:30[Europe/Paris]"
-            ))
-        })
+    match text.parse::<DateTime>() {
+        Ok(dt) => civil_start(dt, zone, "--start"),
+        Err(_) => Err(Error::usage(format!(
+            "--start '{text}' is not a date and time such as 2026-12-07T06:30 (local to the schedules' time zone), 2026-12-07T05:30Z or 2026-12-07T06:30[Europe/Paris]"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -321,6 +353,22 @@ mod tests {
     }
 
     #[test]
+    fn dated_rows_may_span_a_week() {
+        let mut csv = String::from("time,rps\n");
+        for day in 7..=13 {
+            csv.push_str(&format!("2026-12-{day:02}T00:00,{day}\n"));
+        }
+        csv.push_str("2026-12-13T23:59,13\n");
+        let file = write(&csv);
+        let load = from_csv(file.path()).expect("a week");
+        assert_eq!(load.rps.len(), 7 * 1440);
+        assert_eq!(
+            (load.rps[0], load.rps[1440], load.rps[7 * 1440 - 1]),
+            (7.0, 8.0, 13.0)
+        );
+    }
+
+    #[test]
     fn loadtest_samples_are_read_as_windows_of_their_target_rate() {
         let f = write(
             "elapsed_s,target_rps,requests,ok_2xx,failed,rps,mean_ms,p50_ms,p99_ms,desired,in_service,cpu_percent\n\
@@ -352,12 +400,31 @@ mod tests {
     #[test]
     fn start_times_take_their_zone_or_the_schedules_one() {
         let paris = TimeZone::get("Europe/Paris").expect("zone");
-        let local = parse_start("2026-12-07T06:30", &paris).expect("local");
-        assert_eq!(local.timestamp().to_string(), "2026-12-07T05:30:00Z");
-        let utc = parse_start("2026-12-07T06:30Z", &paris).expect("utc");
-        assert_eq!(utc.timestamp().to_string(), "2026-12-07T06:30:00Z");
-        let zoned = parse_start("2026-07-06T07:00[Europe/Paris]", &TimeZone::UTC).expect("zoned");
-        assert_eq!(zoned.timestamp().to_string(), "2026-07-06T05:00:00Z");
+        // (text, zone, UTC start, warned)
+        let cases = [
+            ("2026-12-07T06:30", &paris, "2026-12-07T05:30:00Z", false),
+            ("2026-12-07T06:30Z", &paris, "2026-12-07T06:30:00Z", false),
+            (
+                "2026-07-06T07:00[Europe/Paris]",
+                &TimeZone::UTC,
+                "2026-07-06T05:00:00Z",
+                false,
+            ),
+            // 2026-03-29 02:30 does not exist in Paris (02:00 -> 03:00): after the jump.
+            ("2026-03-29T02:30", &paris, "2026-03-29T01:30:00Z", true),
+            // 2026-10-25 02:30 happens twice (03:00 -> 02:00): the first, still UTC+2.
+            ("2026-10-25T02:30", &paris, "2026-10-25T00:30:00Z", true),
+        ];
+        for (text, zone, utc, warned) in cases {
+            let start = parse_start(text, zone).expect(text);
+            assert_eq!(start.zoned.timestamp().to_string(), utc, "{text}");
+            assert_eq!(
+                start.warning.is_some(),
+                warned,
+                "{text}: {:?}",
+                start.warning
+            );
+        }
         assert!(parse_start("next monday", &paris).is_err());
     }
 }

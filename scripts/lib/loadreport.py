@@ -4,8 +4,9 @@
     loadreport.py window  CSV ELAPSED TARGET_RATE DESIRED IN_SERVICE CPU OHA_JSON...
         append one row (one time window) to CSV; several JSON files (the mixed profile
         runs a reader and a writer side by side) are merged into one row
-    loadreport.py verdict CSV --rps R --mean-ms M --success PCT
-        print the summary and the SLO verdict; exit 1 when a goal is missed
+    loadreport.py verdict CSV [--rps R] [--mean-ms M] [--success PCT]
+        print the summary and the SLO verdict; exit 1 when a goal is missed (goals default
+        to load-profiles.env's SLO_RPS, SLO_MEAN_MS, SLO_SUCCESS_PERCENT)
     loadreport.py chart   CSV PNG
         request rate, p50/p99 latency and capacity over time (needs matplotlib)
 
@@ -16,6 +17,7 @@ distributions: a refused connection and a 503 are failures alike.
 
 import csv
 import json
+import os
 import sys
 
 # Reading the samples and drawing them are shared with the rehearsal (matplotlib is only
@@ -105,10 +107,34 @@ def read_rows(path):
 
 number = timechart.number
 
+# The load profiles and the SLO defaults, defined once for loadtest.sh, this file and the
+# rehearsal.
+PROFILES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load-profiles.env")
+
+
+def load_profiles(path=PROFILES_FILE):
+    """NAME=VALUE lines of load-profiles.env (comments and blank lines skipped)."""
+    values = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, _, value = line.partition("=")
+            values[name] = value.strip('"')
+    return values
+
+
+def default_goals():
+    """The SLO goals' defaults: --rps, --mean-ms, --success."""
+    p = load_profiles()
+    return {"--rps": float(p["SLO_RPS"]), "--mean-ms": float(p["SLO_MEAN_MS"]),
+            "--success": float(p["SLO_SUCCESS_PERCENT"])}
+
 
 def cmd_verdict(args):
     path = args[0]
-    goals = {"--rps": 1000.0, "--mean-ms": 400.0, "--success": 99.99}
+    goals = default_goals()
     rest = args[1:]
     while rest:
         flag, value, *rest = rest
@@ -147,6 +173,7 @@ def cmd_verdict(args):
 def cmd_chart(args):
     path, out = args
     rows = read_rows(path)
+    timechart.failed_per_second(rows, "elapsed_s")
     for r in rows:
         r["served"], r["target"] = r["rps"], r["target_rps"]
     run = timechart.series(rows, lambda r: number(r["elapsed_s"]), "")

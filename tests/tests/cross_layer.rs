@@ -551,3 +551,144 @@ fn the_project_name_defaults_agree_across_scripts_packer_and_terraform() {
         "Terraform's project default"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Load profiles and SLO defaults: loadtest.sh, loadreport.py, the rehearsal, the README
+// ---------------------------------------------------------------------------------------
+
+/// scripts/lib/load-profiles.env, read here independently of every reader it has.
+fn load_profiles() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(repo_root().join("scripts/lib/load-profiles.env"))
+        .expect("load-profiles.env");
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (name, value) = line.split_once('=').expect("NAME=VALUE");
+            (name.to_owned(), value.trim_matches('"').to_owned())
+        })
+        .collect()
+}
+
+/// "1000" -> "1,000", as the usage texts write thousands.
+fn with_separators(value: &str) -> String {
+    let number: f64 = value.parse().expect("a number");
+    if number < 1000.0 || number.fract() != 0.0 {
+        return value.to_owned();
+    }
+    let digits = format!("{number:.0}");
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The profiles, their requests, the mixed split and the SLO defaults have one definition:
+/// loadtest.sh sources it, loadreport.py and the rehearsal read it, and the texts that
+/// describe them (usage headers, README) say the same.
+#[test]
+fn the_load_profiles_and_slo_defaults_have_one_definition() {
+    let p = load_profiles();
+    let names: Vec<&str> = p["LOAD_PROFILES"].split_whitespace().collect();
+    let (slo_rps, slo_mean, slo_success) =
+        (&p["SLO_RPS"], &p["SLO_MEAN_MS"], &p["SLO_SUCCESS_PERCENT"]);
+    let read_percent: f64 = p["MIXED_READ_PERCENT"].parse().expect("a percentage");
+
+    // loadtest.sh: sources the file, copies none of it, and its usage says the same.
+    let loadtest =
+        std::fs::read_to_string(repo_root().join("scripts/loadtest.sh")).expect("loadtest.sh");
+    assert!(loadtest.contains("source \"$(dirname \"${BASH_SOURCE[0]}\")/lib/load-profiles.env\""));
+    for name in names.iter().filter(|n| **n != "mixed") {
+        let (_, path) = p[&format!("PROFILE_{}", name.to_uppercase())]
+            .split_once(' ')
+            .expect("METHOD PATH");
+        assert!(
+            !loadtest.contains(path),
+            "loadtest.sh copies {name}'s path {path}"
+        );
+    }
+    let usage: String = loadtest
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(usage.contains(&names.join(" | ")), "{usage}");
+    for (flag, value) in [
+        ("--slo-rps", slo_rps),
+        ("--slo-mean-ms", slo_mean),
+        ("--slo-success", slo_success),
+    ] {
+        let line = usage.lines().find(|l| l.contains(flag)).expect(flag);
+        assert!(line.contains(&format!("(default {value})")), "{line}");
+    }
+    let mixed = format!(
+        "{read_percent:.0} % reads and {:.0} % writes",
+        100.0 - read_percent
+    );
+    assert!(usage.contains(&mixed), "{usage}");
+    assert!(
+        usage.contains(&format!("over {} seeded names", p["READ_SEED_COUNT"])),
+        "{usage}"
+    );
+
+    // loadreport.py: its default goals, as its verdict prints them.
+    let dir = tempfile::tempdir().expect("dir");
+    let csv = dir.path().join("samples.csv");
+    std::fs::write(
+        &csv,
+        "elapsed_s,target_rps,requests,ok_2xx,failed,rps,mean_ms,p50_ms,p99_ms,desired,in_service,cpu_percent\n1,5,5,5,0,5,1,1,1,,,\n",
+    )
+    .expect("samples");
+    let output = Command::new("python3")
+        .arg(repo_root().join("scripts/lib/loadreport.py"))
+        .arg("verdict")
+        .arg(&csv)
+        .output()
+        .expect("run loadreport.py");
+    let verdict = String::from_utf8_lossy(&output.stdout);
+    for goal in [
+        format!("SLO throughput >= {slo_rps} rps"),
+        format!("SLO mean latency < {slo_mean} ms"),
+        format!("SLO success >= {slo_success} % 2xx"),
+    ] {
+        assert!(
+            verdict.contains(&goal),
+            "loadreport.py: {goal} not in\n{verdict}"
+        );
+    }
+
+    // The rehearsal: the same definition compiled in.
+    let shipped = rehearsal::profiles::Profiles::shipped();
+    assert_eq!(shipped.names, names);
+    assert_eq!(shipped.mixed_read_share * 100.0, read_percent);
+    assert_eq!(shipped.slo_rps.to_string(), *slo_rps);
+    let goals = rehearsal::cli::Goals::default();
+    assert_eq!(
+        (goals.mean_ms.to_string(), goals.success_percent.to_string()),
+        (slo_mean.clone(), slo_success.clone())
+    );
+    assert_eq!(
+        goals.rps, None,
+        "a rehearsal's throughput goal is its load's peak"
+    );
+
+    // The README's description of loadtest.sh.
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    assert!(
+        readme.contains(&format!(
+            "(defaults: {} rps, mean < {slo_mean} ms,",
+            with_separators(slo_rps)
+        )),
+        "README's SLO defaults"
+    );
+    assert!(readme.contains(&format!("≥ {slo_success} % of requests answered 2xx")));
+    assert!(readme.contains(&format!(
+        "({read_percent:.0} % reads, {:.0} %",
+        100.0 - read_percent
+    )));
+}
