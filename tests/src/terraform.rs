@@ -27,7 +27,7 @@ pub const OVERRIDE_FILE: &str = "moto_override.tf";
 pub const TERRAFORM_LIMIT: Duration = Duration::from_secs(480);
 
 /// The AWS services the stack's Terraform calls.
-const SERVICES: [&str; 9] = [
+const SERVICES: [&str; 10] = [
     "acm",
     "autoscaling",
     "cloudwatch",
@@ -35,6 +35,7 @@ const SERVICES: [&str; 9] = [
     "ec2",
     "elbv2",
     "iam",
+    "logs",
     "ssm",
     "sts",
 ];
