@@ -156,10 +156,15 @@ fn instance_role_grants_exactly_the_service_dynamodb_actions() {
         expect_reference(required(logs, "policy")),
         "data.aws_iam_policy_document.service_logs.json"
     );
-    for statement in nested(infra.data("aws_iam_policy_document", "service_logs"), "statement") {
+    for statement in nested(
+        infra.data("aws_iam_policy_document", "service_logs"),
+        "statement",
+    ) {
         let granted = strings(required(statement, "actions"));
         assert!(
-            granted.iter().all(|action| action.starts_with("logs:") && !action.contains('*')),
+            granted
+                .iter()
+                .all(|action| action.starts_with("logs:") && !action.contains('*')),
             "{granted:?}"
         );
         let Expression::Array(resources) = required(statement, "resources") else {
@@ -167,7 +172,9 @@ fn instance_role_grants_exactly_the_service_dynamodb_actions() {
         };
         for resource in resources {
             assert!(
-                resource.to_string().contains("aws_cloudwatch_log_group.service.arn"),
+                resource
+                    .to_string()
+                    .contains("aws_cloudwatch_log_group.service.arn"),
                 "the agent writes to its environment's log group only: {resource}"
             );
         }
@@ -488,30 +495,52 @@ fn the_log_file_the_unit_writes_is_the_one_shipped_and_rotated_into_the_environm
         .expect("a collect_list");
     assert_eq!(collected.len(), 1, "{agent}");
     assert_eq!(collected[0]["file_path"], serde_json::json!(log_file));
-    assert_eq!(collected[0]["log_stream_name"], serde_json::json!("{instance_id}"));
-    let placeholder = collected[0]["log_group_name"].as_str().expect("a group name");
-    assert!(placeholder.starts_with('@') && placeholder.ends_with('@'), "{placeholder}");
+    assert_eq!(
+        collected[0]["log_stream_name"],
+        serde_json::json!("{instance_id}")
+    );
+    let placeholder = collected[0]["log_group_name"]
+        .as_str()
+        .expect("a group name");
+    assert!(
+        placeholder.starts_with('@') && placeholder.ends_with('@'),
+        "{placeholder}"
+    );
 
     assert!(
         read("files/candidates-logrotate.conf").contains(&format!("{log_file} {{")),
         "the rotation rotates {log_file}"
     );
     let install = read("scripts/install.sh");
-    assert!(install.contains(&format!("readonly LOG_DIR={log_dir}\n")), "install.sh makes {log_dir}");
+    assert!(
+        install.contains(&format!("readonly LOG_DIR={log_dir}\n")),
+        "install.sh makes {log_dir}"
+    );
     assert!(install.contains("readonly CONFIG_DIR=/etc/candidates\n"));
-    assert!(install.contains("\"$staging/cloudwatch-agent.json\" \"$CONFIG_DIR/cloudwatch-agent.json\""));
+    assert!(
+        install
+            .contains("\"$staging/cloudwatch-agent.json\" \"$CONFIG_DIR/cloudwatch-agent.json\"")
+    );
 
     let infra = infra();
     let (script, values) = render_user_data(&infra);
-    assert_eq!(values.get("log_group_name").map(String::as_str), Some("<log_group_name>"));
+    assert_eq!(
+        values.get("log_group_name").map(String::as_str),
+        Some("<log_group_name>")
+    );
     let passed = required(infra.resource("aws_launch_template", "this"), "user_data").to_string();
     assert!(
         passed.contains("log_group_name = aws_cloudwatch_log_group.service.name"),
         "the log group Terraform creates: {passed}"
     );
-    assert!(script.contains("agent_template=/etc/candidates/cloudwatch-agent.json\n"), "{script}");
+    assert!(
+        script.contains("agent_template=/etc/candidates/cloudwatch-agent.json\n"),
+        "{script}"
+    );
     let fill = format!("sed 's|{placeholder}|<log_group_name>|' \"$agent_template\"");
-    let start_agent = script.find(&fill).unwrap_or_else(|| panic!("no {fill} in:\n{script}"));
+    let start_agent = script
+        .find(&fill)
+        .unwrap_or_else(|| panic!("no {fill} in:\n{script}"));
     let start_service = script
         .find("systemctl restart candidates.service")
         .expect("the service is started");

@@ -645,7 +645,10 @@ fn packer_template_builds_the_ami_the_stack_expects() {
         .map(|source| {
             let path = template_path(&template, source);
             assert!(path.is_file(), "{} is uploaded but missing", path.display());
-            path.file_name().expect("a name").to_string_lossy().into_owned()
+            path.file_name()
+                .expect("a name")
+                .to_string_lossy()
+                .into_owned()
         })
         .collect();
     assert_eq!(
@@ -671,8 +674,7 @@ fn packer_template_builds_the_ami_the_stack_expects() {
     let last = build
         .body()
         .blocks()
-        .filter(|b| b.identifier() == "provisioner")
-        .last()
+        .rfind(|b| b.identifier() == "provisioner")
         .expect("provisioners");
     assert_eq!(labels(last), ["shell"]);
     assert_eq!(
@@ -807,11 +809,17 @@ fn the_service_log_file_is_rotated_in_place_when_it_grows_large() {
     let log = dir.path().join("service.log");
     let config = fs::read_to_string(packer_dir().join("files/candidates-logrotate.conf"))
         .expect("read the rotation's configuration");
-    assert!(config.contains("/var/log/candidates/service.log {"), "{config}");
+    assert!(
+        config.contains("/var/log/candidates/service.log {"),
+        "{config}"
+    );
     let config_path = dir.path().join("logrotate.conf");
     fs::write(
         &config_path,
-        config.replace("/var/log/candidates/service.log", &log.display().to_string()),
+        config.replace(
+            "/var/log/candidates/service.log",
+            &log.display().to_string(),
+        ),
     )
     .expect("write the copy");
     let rotate = || {
@@ -831,17 +839,30 @@ fn the_service_log_file_is_rotated_in_place_when_it_grows_large() {
     fs::write(&log, "{\"message\":\"small\"}\n").expect("write a small log");
     rotate();
     assert!(fs::read_to_string(&log).expect("log").contains("small"));
-    assert!(!dir.path().join("service.log.1.gz").exists(), "a small file stays");
+    assert!(
+        !dir.path().join("service.log.1.gz").exists(),
+        "a small file stays"
+    );
 
     // Over the limit (a sparse file: its size is what logrotate looks at).
-    let file = fs::OpenOptions::new().append(true).open(&log).expect("open the log");
+    let file = fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("open the log");
     file.set_len(60 * 1024 * 1024).expect("grow the log");
     let inode = fs::metadata(&log).expect("stat").ino();
     rotate();
     let after = fs::metadata(&log).expect("the log is still there");
     assert_eq!(after.len(), 0, "truncated in place");
-    assert_eq!(after.ino(), inode, "the same file: systemd's descriptor still writes to it");
-    assert!(dir.path().join("service.log.1.gz").is_file(), "the copy, compressed");
+    assert_eq!(
+        after.ino(),
+        inode,
+        "the same file: systemd's descriptor still writes to it"
+    );
+    assert!(
+        dir.path().join("service.log.1.gz").is_file(),
+        "the copy, compressed"
+    );
 }
 
 /// packer/scripts/seal.sh, run for real on a stand-in machine-id file with a stand-in

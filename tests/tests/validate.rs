@@ -176,10 +176,16 @@ async fn validate_gives_up_on_a_list_that_never_shows_the_candidate() {
     let (code, stdout, stderr) = validate_in_background(&proxy.url).await;
     assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
-        stdout.contains("✗ Candidate list failed: HTTP 404 {\"error\":\"no candidates\"} (after 10 tries)"),
+        stdout.contains(
+            "✗ Candidate list failed: HTTP 404 {\"error\":\"no candidates\"} (after 10 tries)"
+        ),
         "{stdout}"
     );
-    assert_eq!(proxy.listings.load(Ordering::SeqCst), 10, "bounded: ten tries");
+    assert_eq!(
+        proxy.listings.load(Ordering::SeqCst),
+        10,
+        "bounded: ten tries"
+    );
     for check in ["Good to go", "Insert", "Verification", "Computation"] {
         assert!(stdout.contains(&format!("✓ {check} passed")), "{stdout}");
     }

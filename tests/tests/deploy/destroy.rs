@@ -150,7 +150,10 @@ fn destroy_keeps_the_ami_another_environment_would_roll_back_to() {
 
     let run = stage.run("destroy.sh", &["--yes", "dev"], None);
     run.assert_success();
-    assert!(stage.image_ids().contains(&AMI_PERF1_OLD.to_owned()), "{run}");
+    assert!(
+        stage.image_ids().contains(&AMI_PERF1_OLD.to_owned()),
+        "{run}"
+    );
     assert!(
         stage.model("aws.json")["snapshots"]
             .as_array()

@@ -138,7 +138,10 @@ async fn a_refresh_that_fails_is_cancelled_rolls_back_or_never_ends_stops_the_de
         (
             "failed",
             "1800",
-            vec!["InProgress, 0 % done, 2 instance(s) to update", "Failed, 0 % done, 2 instance(s) to update"],
+            vec![
+                "InProgress, 0 % done, 2 instance(s) to update",
+                "Failed, 0 % done, 2 instance(s) to update",
+            ],
             "ended Failed: Instance refresh failed: instance i-0feedfacecafe0001 did not pass its Elastic Load Balancing health checks",
         ),
         (
@@ -205,9 +208,13 @@ async fn a_failed_rollout_shows_what_the_new_instance_says() {
             "--- {NEW_INSTANCE} (eu-west-3a, launch template version 2): InService, Unhealthy; \
              load balancer: unhealthy (Target.FailedHealthChecks: Health checks failed)"
         ),
-        format!("aws ec2 get-console-output --region eu-west-3 --instance-id {NEW_INSTANCE} --latest"),
+        format!(
+            "aws ec2 get-console-output --region eu-west-3 --instance-id {NEW_INSTANCE} --latest"
+        ),
         "  | [FAILED] Failed to start candidates.service - Candidates API (axum-asg).".to_owned(),
-        format!("service log, last lines (scripts/logs.sh, stream {NEW_INSTANCE} of /axum-asg/dev/candidates):"),
+        format!(
+            "service log, last lines (scripts/logs.sh, stream {NEW_INSTANCE} of /axum-asg/dev/candidates):"
+        ),
         format!(
             "  | 2026-01-01T00:00:00Z {NEW_INSTANCE} {{\"timestamp\":\"2026-01-01T00:00:00.000000Z\",\"level\":\"ERROR\",\"message\":\"CANDIDATES_STORE: not a store URL\"}}"
         ),
@@ -287,16 +294,25 @@ async fn rollback_is_refused_when_there_is_nothing_to_go_back_to() {
         ),
         "{run}"
     );
-    assert!(run.calls_to("terraform -chdir=$REPO/infra apply").is_empty(), "{run}");
+    assert!(
+        run.calls_to("terraform -chdir=$REPO/infra apply")
+            .is_empty(),
+        "{run}"
+    );
 
     // Not deployed at all.
     let run = stage.apply(&["--rollback", "--yes", "perf1"]);
     assert_eq!(run.code, 1, "{run}");
     assert!(
-        run.stderr.contains("ERROR: no launch template axum-asg-perf1 in eu-west-3"),
+        run.stderr
+            .contains("ERROR: no launch template axum-asg-perf1 in eu-west-3"),
         "{run}"
     );
-    assert!(run.calls_to("terraform -chdir=$REPO/infra apply").is_empty(), "{run}");
+    assert!(
+        run.calls_to("terraform -chdir=$REPO/infra apply")
+            .is_empty(),
+        "{run}"
+    );
 
     // The previous AMI was deregistered since.
     let mut aws = stage.model("aws.json");
@@ -307,7 +323,13 @@ async fn rollback_is_refused_when_there_is_nothing_to_go_back_to() {
     stage.save_model("aws.json", &aws);
     add_images(
         &stage,
-        &[image("ami-0000000000000beef", "axum-asg", "h", "2024-01-01T00:00:00.000Z", "available")],
+        &[image(
+            "ami-0000000000000beef",
+            "axum-asg",
+            "h",
+            "2024-01-01T00:00:00.000Z",
+            "available",
+        )],
     );
     let run = stage.apply(&["--rollback", "--yes", "dev"]);
     assert_eq!(run.code, 1, "{run}");
@@ -317,7 +339,11 @@ async fn rollback_is_refused_when_there_is_nothing_to_go_back_to() {
         ),
         "{run}"
     );
-    assert!(run.calls_to("terraform -chdir=$REPO/infra apply").is_empty(), "{run}");
+    assert!(
+        run.calls_to("terraform -chdir=$REPO/infra apply")
+            .is_empty(),
+        "{run}"
+    );
     assert_ne!(first_ami, "ami-0000000000000dead");
 
     // --rollback takes no binary.

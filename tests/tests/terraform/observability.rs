@@ -69,15 +69,28 @@ pub fn assert_log_group_and_its_readers(stack: &Deployment, name: &str, environm
     assert_eq!(statements.len(), 1, "{document}");
     let statement = &statements[0];
     assert_eq!(statement["Effect"], json!("Allow"));
+    let sorted = |value: &Value| {
+        let mut items: Vec<String> = value
+            .as_array()
+            .unwrap_or_else(|| panic!("not a list: {value}"))
+            .iter()
+            .map(|item| text(item).to_owned())
+            .collect();
+        items.sort();
+        items
+    };
     assert_eq!(
-        statement["Action"],
-        json!([
+        sorted(&statement["Action"]),
+        [
             "logs:CreateLogStream",
             "logs:DescribeLogStreams",
             "logs:PutLogEvents"
-        ])
+        ]
     );
-    assert_eq!(statement["Resource"], json!([arn.clone(), format!("{arn}:*")]));
+    assert_eq!(
+        sorted(&statement["Resource"]),
+        [arn.clone(), format!("{arn}:*")]
+    );
 
     // The agent learns the group's name from the user data.
     let template = stack.aws(&[
@@ -128,7 +141,11 @@ pub fn assert_retention(stack: &Deployment, environment: &str, days: u64) {
         "--log-group-name-prefix",
         &format!("/axum-asg/{environment}/candidates"),
     ]);
-    assert_eq!(groups["logGroups"][0]["retentionInDays"], json!(days), "{groups}");
+    assert_eq!(
+        groups["logGroups"][0]["retentionInDays"],
+        json!(days),
+        "{groups}"
+    );
 }
 
 /// Nothing of the environment's log group is left.
@@ -139,12 +156,20 @@ pub fn assert_no_log_group(stack: &Deployment, environment: &str) {
         "--log-group-name-prefix",
         &format!("/axum-asg/{environment}/"),
     ]);
-    assert_eq!(groups["logGroups"], json!([]), "{environment}: log group left");
+    assert_eq!(
+        groups["logGroups"],
+        json!([]),
+        "{environment}: log group left"
+    );
 }
 
 /// Values Terraform refuses before it creates anything: a retention CloudWatch Logs does not
 /// accept, a Graviton instance type (the binary and the AMI are x86_64 only).
-pub async fn assert_plan_refuses_bad_logs_and_graviton(stack: &Deployment, workspace: &str, ami: &str) {
+pub async fn assert_plan_refuses_bad_logs_and_graviton(
+    stack: &Deployment,
+    workspace: &str,
+    ami: &str,
+) {
     for (var, message) in [
         (
             "log_retention_days=8",
@@ -208,7 +233,11 @@ pub fn check_logs_sh(stack: &Deployment, environment: &str, env: &[(&str, &str)]
 
     let shown = run_logs(stack, &["--env", environment], env);
     let printed: Vec<&str> = shown.lines().collect();
-    assert_eq!(printed.len(), EVENTS + 1, "the last 10 minutes, every page:\n{shown}");
+    assert_eq!(
+        printed.len(),
+        EVENTS + 1,
+        "the last 10 minutes, every page:\n{shown}"
+    );
     let numbers: Vec<u64> = printed
         .iter()
         .filter(|line| line.contains(" i-0aaaaaaaaaaaaaaa1 "))
@@ -219,15 +248,33 @@ pub fn check_logs_sh(stack: &Deployment, environment: &str, env: &[(&str, &str)]
                 .expect("n")
         })
         .collect();
-    assert_eq!(numbers, (0..EVENTS as u64).collect::<Vec<_>>(), "oldest first, none lost");
+    assert_eq!(
+        numbers,
+        (0..EVENTS as u64).collect::<Vec<_>>(),
+        "oldest first, none lost"
+    );
     assert!(!shown.contains("two hours ago"), "--since 10m by default");
 
+    // (moto answers stream by stream where CloudWatch Logs interleaves the streams by time.)
     let longer = run_logs(stack, &["--env", environment, "--since", "3h"], env);
-    assert!(longer.lines().next().expect("a line").ends_with(" i-0aaaaaaaaaaaaaaa2 two hours ago"), "{longer}");
+    assert_eq!(longer.lines().count(), EVENTS + 2, "{longer}");
+    assert!(
+        longer
+            .lines()
+            .any(|line| line.ends_with(" i-0aaaaaaaaaaaaaaa2 two hours ago")),
+        "{longer}"
+    );
 
     let one = run_logs(
         stack,
-        &["--env", environment, "--instance", "i-0aaaaaaaaaaaaaaa2", "--since", "1h"],
+        &[
+            "--env",
+            environment,
+            "--instance",
+            "i-0aaaaaaaaaaaaaaa2",
+            "--since",
+            "1h",
+        ],
         env,
     );
     assert_eq!(one.lines().count(), 1, "{one}");
@@ -263,7 +310,10 @@ pub fn check_logs_sh(stack: &Deployment, environment: &str, env: &[(&str, &str)]
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut followed = Vec::new();
-    while !followed.iter().any(|line: &String| line.ends_with("arrived while following")) {
+    while !followed
+        .iter()
+        .any(|line: &String| line.ends_with("arrived while following"))
+    {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match received.recv_timeout(left) {
             Ok(line) => followed.push(line),
@@ -288,7 +338,12 @@ pub fn check_logs_sh(stack: &Deployment, environment: &str, env: &[(&str, &str)]
 /// validate.sh when the load balancer finds no healthy target: each unhealthy instance's
 /// console output (moto's) and last service log lines (put here), then the failure. moto
 /// marks the targets of stopped instances unused (Target.InvalidState).
-pub async fn check_unhealthy_report(stack: &Deployment, name: &str, environment: &str, env: &[(&str, &str)]) {
+pub async fn check_unhealthy_report(
+    stack: &Deployment,
+    name: &str,
+    environment: &str,
+    env: &[(&str, &str)],
+) {
     let group = &stack.aws(&[
         "autoscaling",
         "describe-auto-scaling-groups",
@@ -308,7 +363,9 @@ pub async fn check_unhealthy_report(stack: &Deployment, name: &str, environment:
             stack,
             &log_group,
             instance,
-            &[json!({"timestamp": now_ms(), "message": format!("CANDIDATES_STORE: cannot reach the table from {instance}")})],
+            &[
+                json!({"timestamp": now_ms(), "message": format!("CANDIDATES_STORE: cannot reach the table from {instance}")}),
+            ],
         );
     }
     let mut stop = vec!["ec2", "stop-instances", "--instance-ids"];
@@ -316,29 +373,48 @@ pub async fn check_unhealthy_report(stack: &Deployment, name: &str, environment:
     stack.aws(&stop);
 
     let validated = stack
-        .script("scripts/validate.sh", &["--env", environment, "--wait", "5"], env)
+        .script(
+            "scripts/validate.sh",
+            &["--env", environment, "--wait", "5"],
+            env,
+        )
         .await;
     validated.assert_failure();
     let said = validated.output();
     for instance in &instances {
         for expected in [
             format!("--- {instance} "),
-            format!("load balancer: unused (Target.InvalidState: Target is in the stopped state)"),
-            format!("aws ec2 get-console-output --region {} --instance-id {instance} --latest", stack.region),
+            "load balancer: unused (Target.InvalidState: Target is in the stopped state)"
+                .to_owned(),
+            format!(
+                "aws ec2 get-console-output --region {} --instance-id {instance} --latest",
+                stack.region
+            ),
             format!("CANDIDATES_STORE: cannot reach the table from {instance}"),
         ] {
             assert!(said.contains(&expected), "{expected}\n{validated}");
         }
     }
     // moto's console output, its last lines.
-    assert!(said.contains("  | Kernel command line: root=/dev/sda1 ro 4"), "{validated}");
-    assert!(said.contains("ERROR: no healthy target behind"), "{validated}");
+    assert!(
+        said.contains("  | Kernel command line: root=/dev/sda1 ro 4"),
+        "{validated}"
+    );
+    assert!(
+        said.contains("ERROR: no healthy target behind"),
+        "{validated}"
+    );
     assert!(!validated.stdout.contains('✓'), "{validated}");
 }
 
 /// validate.sh when instances in service run an older launch-template version than the
 /// group's (a new version the group launches, no refresh yet): it names them and fails.
-pub async fn check_stale_version(stack: &Deployment, name: &str, environment: &str, env: &[(&str, &str)]) {
+pub async fn check_stale_version(
+    stack: &Deployment,
+    name: &str,
+    environment: &str,
+    env: &[(&str, &str)],
+) {
     let template = stack.aws(&[
         "ec2",
         "create-launch-template-version",
@@ -359,7 +435,11 @@ pub async fn check_stale_version(stack: &Deployment, name: &str, environment: &s
         &format!("LaunchTemplateName={name},Version=2"),
     ]);
     let validated = stack
-        .script("scripts/validate.sh", &["--env", environment, "--wait", "5"], env)
+        .script(
+            "scripts/validate.sh",
+            &["--env", environment, "--wait", "5"],
+            env,
+        )
         .await;
     validated.assert_failure();
     let said = validated.output();
