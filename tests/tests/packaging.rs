@@ -192,13 +192,13 @@ fn verify_root() -> tempfile::TempDir {
     root
 }
 
-#[test]
-fn unit_passes_systemd_analyze_verify() {
-    let root = verify_root();
+/// `systemd-analyze verify` of `units` in `root` says nothing and succeeds.
+#[track_caller]
+fn assert_verify_is_clean(root: &Path, units: &[&str]) {
     let output = Command::new(tool("systemd-analyze"))
         .arg("verify")
-        .arg(format!("--root={}", root.path().display()))
-        .arg("candidates.service")
+        .arg(format!("--root={}", root.display()))
+        .args(units)
         .env("SYSTEMD_LOG_COLOR", "0")
         .output()
         .expect("run systemd-analyze verify");
@@ -209,10 +209,15 @@ fn unit_passes_systemd_analyze_verify() {
     );
     assert!(
         output.status.success() && said.trim().is_empty(),
-        "systemd-analyze verify is not clean for packer/files/candidates.service \
-         (exit {:?}):\n{said}",
+        "systemd-analyze verify is not clean for {units:?} (packer/files/, exit {:?}):\n{said}",
         output.status.code()
     );
+}
+
+#[test]
+fn unit_passes_systemd_analyze_verify() {
+    let root = verify_root();
+    assert_verify_is_clean(root.path(), &["candidates.service"]);
 }
 
 /// The number in "→ Overall exposure level for candidates.service: 1.2 OK 🙂".
@@ -782,21 +787,9 @@ fn log_rotation_units_pass_systemd_analyze_verify() {
     fs::create_dir_all(logrotate.parent().expect("a folder")).expect("create usr/sbin");
     fs::write(&logrotate, "#!/bin/sh\nexit 0\n").expect("write the stand-in");
     fs::set_permissions(&logrotate, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
-    let output = Command::new(tool("systemd-analyze"))
-        .arg("verify")
-        .arg(format!("--root={}", root.path().display()))
-        .args(["candidates-logrotate.service", "candidates-logrotate.timer"])
-        .env("SYSTEMD_LOG_COLOR", "0")
-        .output()
-        .expect("run systemd-analyze verify");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success() && said.trim().is_empty(),
-        "systemd-analyze verify is not clean for the log rotation's units:\n{said}"
+    assert_verify_is_clean(
+        root.path(),
+        &["candidates-logrotate.service", "candidates-logrotate.timer"],
     );
 }
 

@@ -338,6 +338,11 @@ async fn step_scaling_environment(stack: &Deployment, ami: &str, certificate_arn
             "user data lacks {line}:\n{user_data}"
         );
     }
+    // The CloudWatch agent is told the environment's log group.
+    assert!(
+        user_data.contains("sed 's|@LOG_GROUP_NAME@|/axum-asg/dev/candidates|'"),
+        "{user_data}"
+    );
 
     // The group: sizes, zones, load-balancer health.
     assert_eq!(number(&group["MinSize"]), number(&default_of("min_size")));
@@ -366,18 +371,7 @@ async fn step_scaling_environment(stack: &Deployment, ami: &str, certificate_arn
 
     // The instance role: the service's DynamoDB actions on its table and index, and SSM.
     let role = format!("{name}-instance");
-    let policy = stack.aws(&[
-        "iam",
-        "get-role-policy",
-        "--role-name",
-        &role,
-        "--policy-name",
-        "candidates-table",
-    ]);
-    let document = match &policy["PolicyDocument"] {
-        Value::String(encoded) => serde_json::from_str(encoded).expect("policy JSON"),
-        document => document.clone(),
-    };
+    let document = stack.role_policy(&role, "candidates-table");
     let table_arn = text(
         &stack.aws(&["dynamodb", "describe-table", "--table-name", table])["Table"]["TableArn"],
     )

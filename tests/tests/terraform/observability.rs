@@ -9,10 +9,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use blackbox::hcl_files::variable_default;
 use blackbox::repo_root;
-use blackbox::terraform::Deployment;
+use blackbox::terraform::{Deployment, Outcome};
 use serde_json::{Value, json};
 
 /// The events `logs.sh` must page through: more than one page of its 1,000.
@@ -32,7 +31,8 @@ fn text(value: &Value) -> &str {
 }
 
 /// The environment `name`'s log group, its retention, the role's rights on it and nothing
-/// more, the agent's configuration in the user data, the dashboard's log widget.
+/// more, the dashboard's log widget. (That user data tells the agent the group's name is
+/// checked with the rest of the user data in `terraform.rs`.)
 pub fn assert_log_group_and_its_readers(stack: &Deployment, name: &str, environment: &str) {
     let group_name = format!("/axum-asg/{environment}/candidates");
     let groups = stack.aws(&[
@@ -53,18 +53,7 @@ pub fn assert_log_group_and_its_readers(stack: &Deployment, name: &str, environm
     let arn = text(&group["arn"]).trim_end_matches(":*").to_owned();
 
     // The role may write to this group's streams, and do nothing else with CloudWatch Logs.
-    let policy = stack.aws(&[
-        "iam",
-        "get-role-policy",
-        "--role-name",
-        &format!("{name}-instance"),
-        "--policy-name",
-        "service-logs",
-    ]);
-    let document: Value = match &policy["PolicyDocument"] {
-        Value::String(encoded) => serde_json::from_str(encoded).expect("policy JSON"),
-        document => document.clone(),
-    };
+    let document = stack.role_policy(&format!("{name}-instance"), "service-logs");
     let statements = document["Statement"].as_array().expect("statements");
     assert_eq!(statements.len(), 1, "{document}");
     let statement = &statements[0];
@@ -90,26 +79,6 @@ pub fn assert_log_group_and_its_readers(stack: &Deployment, name: &str, environm
     assert_eq!(
         sorted(&statement["Resource"]),
         [arn.clone(), format!("{arn}:*")]
-    );
-
-    // The agent learns the group's name from the user data.
-    let template = stack.aws(&[
-        "ec2",
-        "describe-launch-template-versions",
-        "--launch-template-name",
-        name,
-        "--versions",
-        "$Latest",
-    ]);
-    let user_data = base64::engine::general_purpose::STANDARD
-        .decode(text(
-            &template["LaunchTemplateVersions"][0]["LaunchTemplateData"]["UserData"],
-        ))
-        .expect("base64 user data");
-    let user_data = String::from_utf8(user_data).expect("UTF-8 user data");
-    assert!(
-        user_data.contains(&format!("sed 's|@LOG_GROUP_NAME@|{group_name}|'")),
-        "{user_data}"
     );
 
     // The dashboard counts the service's 5xx answers by route from these lines.
@@ -184,19 +153,7 @@ pub async fn assert_plan_refuses_bad_logs_and_graviton(
             "AWS Graviton (arm64) instance types such as t4g, c7g or m8g are not supported",
         ),
     ] {
-        let refused = stack
-            .terraform(
-                Some(workspace),
-                &[
-                    "plan",
-                    "-input=false",
-                    "-no-color",
-                    &format!("-var=ami_id={ami}"),
-                    &format!("-var=region={}", stack.region),
-                    &format!("-var={var}"),
-                ],
-            )
-            .await;
+        let refused = stack.plan(workspace, ami, &[var]).await;
         refused.assert_failure();
         // Terraform wraps long messages in a box: compare without its rules and line breaks.
         let said = refused
@@ -372,14 +329,7 @@ pub async fn check_unhealthy_report(
     stop.extend(instances.iter().map(String::as_str));
     stack.aws(&stop);
 
-    let validated = stack
-        .script(
-            "scripts/validate.sh",
-            &["--env", environment, "--wait", "5"],
-            env,
-        )
-        .await;
-    validated.assert_failure();
+    let validated = validate_fails(stack, environment, env).await;
     let said = validated.output();
     for instance in &instances {
         for expected in [
@@ -434,14 +384,7 @@ pub async fn check_stale_version(
         "--launch-template",
         &format!("LaunchTemplateName={name},Version=2"),
     ]);
-    let validated = stack
-        .script(
-            "scripts/validate.sh",
-            &["--env", environment, "--wait", "5"],
-            env,
-        )
-        .await;
-    validated.assert_failure();
+    let validated = validate_fails(stack, environment, env).await;
     let said = validated.output();
     assert!(
         said.contains(&format!(
@@ -451,6 +394,19 @@ pub async fn check_stale_version(
     );
     assert!(said.contains(":1"), "version 1 named: {validated}");
     assert!(!validated.stdout.contains('✓'), "{validated}");
+}
+
+/// validate.sh --env with a short wait, which must fail.
+async fn validate_fails(stack: &Deployment, environment: &str, env: &[(&str, &str)]) -> Outcome {
+    let validated = stack
+        .script(
+            "scripts/validate.sh",
+            &["--env", environment, "--wait", "5"],
+            env,
+        )
+        .await;
+    validated.assert_failure();
+    validated
 }
 
 fn put_events(stack: &Deployment, group: &str, stream: &str, events: &[Value]) {
