@@ -129,72 +129,93 @@ async fn a_new_ami_is_validated_only_after_its_instance_refresh_succeeded() {
     assert_eq!(previous_ami(&stage), Some(first_ami));
 }
 
-/// How each way a refresh can end, or not end, stops apply.sh before the smoke test. The
-/// scripted endings come within the default --rollout-wait whatever the machine's speed; the
-/// refresh that never ends runs out of a short one.
+/// How a refresh that does not succeed stops apply.sh before the smoke test: exit 1, its
+/// progress as it went, `reason` said, the rollback command, nothing validated. The scripted
+/// endings come within the default --rollout-wait whatever the machine's speed; the refresh
+/// that never ends runs out of a short one.
+async fn assert_the_refresh_stops_the_deploy(
+    script: &str,
+    wait: &str,
+    expected: &[&str],
+    reason: &str,
+) {
+    let (mut stage, _svc, first_ami, second) = deployed_once().await;
+    stage.set("STANDIN_REFRESH", script);
+    let run = stage.apply(&["--yes", "--rollout-wait", wait, "--binary", &second, "dev"]);
+    assert_eq!(run.code, 1, "{script}:\n{run}");
+    assert_eq!(progress(&run), expected, "{script}:\n{run}");
+    assert!(run.stderr.contains(reason), "{script}: {reason}\n{run}");
+    run.assert_failed_at("follow the rollout (instance refresh)");
+    assert!(
+        run.stderr.contains(&format!(
+            "ERROR: to go back to {first_ami}, the AMI before this deploy: ./apply.sh dev --rollback"
+        )),
+        "{script}:\n{run}"
+    );
+    // Nothing of the smoke test ran.
+    assert!(
+        run.calls_to("terraform -chdir=$REPO/infra output -raw url")
+            .is_empty(),
+        "{script}:\n{run}"
+    );
+    assert!(!run.stdout.contains('✓'), "{script}:\n{run}");
+    assert!(!run.stdout.contains("URL:"), "{script}:\n{run}");
+    assert_eq!(previous_ami(&stage), Some(first_ami), "{script}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn a_refresh_that_fails_is_cancelled_rolls_back_or_never_ends_stops_the_deploy() {
-    let cases = [
-        (
-            "failed",
-            "1800",
-            vec![
-                "InProgress, 0 % done, 2 instance(s) to update",
-                "Failed, 0 % done, 2 instance(s) to update",
-            ],
-            "ended Failed: Instance refresh failed: instance i-0feedfacecafe0001 did not pass its Elastic Load Balancing health checks",
-        ),
-        (
-            "cancelled",
-            "1800",
-            vec![
-                "InProgress, 50 % done, 1 instance(s) to update",
-                "Cancelling, 50 % done, 1 instance(s) to update",
-                "Cancelled, 50 % done, 1 instance(s) to update",
-            ],
-            "ended Cancelled: Cancelled due to user request.",
-        ),
-        (
-            "rollback",
-            "1800",
-            vec![
-                "InProgress, 50 % done, 1 instance(s) to update",
-                "RollbackInProgress, 50 % done, 1 instance(s) to update",
-                "RollbackSuccessful, 50 % done, 1 instance(s) to update",
-            ],
-            "ended RollbackSuccessful: The rollback completed",
-        ),
-        (
-            "stuck",
-            "2",
-            vec!["InProgress, 50 % done, 1 instance(s) to update"],
-            "is still InProgress (50 % done, 1 instance(s) to update) after 2s (--rollout-wait): it goes on in AWS",
-        ),
-    ];
-    for (script, wait, expected, reason) in cases {
-        let (mut stage, _svc, first_ami, second) = deployed_once().await;
-        stage.set("STANDIN_REFRESH", script);
-        let run = stage.apply(&["--yes", "--rollout-wait", wait, "--binary", &second, "dev"]);
-        assert_eq!(run.code, 1, "{script}:\n{run}");
-        assert_eq!(progress(&run), expected, "{script}:\n{run}");
-        assert!(run.stderr.contains(reason), "{script}: {reason}\n{run}");
-        run.assert_failed_at("follow the rollout (instance refresh)");
-        assert!(
-            run.stderr.contains(&format!(
-                "ERROR: to go back to {first_ami}, the AMI before this deploy: ./apply.sh dev --rollback"
-            )),
-            "{script}:\n{run}"
-        );
-        // Nothing of the smoke test ran.
-        assert!(
-            run.calls_to("terraform -chdir=$REPO/infra output -raw url")
-                .is_empty(),
-            "{script}:\n{run}"
-        );
-        assert!(!run.stdout.contains('✓'), "{script}:\n{run}");
-        assert!(!run.stdout.contains("URL:"), "{script}:\n{run}");
-        assert_eq!(previous_ami(&stage), Some(first_ami), "{script}");
-    }
+async fn a_failed_refresh_stops_the_deploy_with_its_reason() {
+    assert_the_refresh_stops_the_deploy(
+        "failed",
+        "1800",
+        &[
+            "InProgress, 0 % done, 2 instance(s) to update",
+            "Failed, 0 % done, 2 instance(s) to update",
+        ],
+        "ended Failed: Instance refresh failed: instance i-0feedfacecafe0001 did not pass its Elastic Load Balancing health checks",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_refresh_stops_the_deploy() {
+    assert_the_refresh_stops_the_deploy(
+        "cancelled",
+        "1800",
+        &[
+            "InProgress, 50 % done, 1 instance(s) to update",
+            "Cancelling, 50 % done, 1 instance(s) to update",
+            "Cancelled, 50 % done, 1 instance(s) to update",
+        ],
+        "ended Cancelled: Cancelled due to user request.",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_rolled_back_stops_the_deploy() {
+    assert_the_refresh_stops_the_deploy(
+        "rollback",
+        "1800",
+        &[
+            "InProgress, 50 % done, 1 instance(s) to update",
+            "RollbackInProgress, 50 % done, 1 instance(s) to update",
+            "RollbackSuccessful, 50 % done, 1 instance(s) to update",
+        ],
+        "ended RollbackSuccessful: The rollback completed",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_that_never_ends_stops_the_deploy_after_rollout_wait() {
+    assert_the_refresh_stops_the_deploy(
+        "stuck",
+        "2",
+        &["InProgress, 50 % done, 1 instance(s) to update"],
+        "is still InProgress (50 % done, 1 instance(s) to update) after 2s (--rollout-wait): it goes on in AWS",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
