@@ -28,6 +28,16 @@ output "target_group_arn" {
   value       = aws_lb_target_group.this.arn
 }
 
+output "log_group_name" {
+  description = "CloudWatch Logs group of the service's log lines, one stream per instance (scripts/logs.sh reads it)."
+  value       = aws_cloudwatch_log_group.service.name
+}
+
+output "ami_id" {
+  description = "The AMI the launch template launches (apply.sh records it as the rollback target of the next deploy)."
+  value       = aws_launch_template.this.image_id
+}
+
 output "region" {
   description = "Region the stack runs in."
   value       = local.region

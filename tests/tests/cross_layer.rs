@@ -142,9 +142,43 @@ fn instance_role_grants_exactly_the_service_dynamodb_actions() {
         expect_reference(required(policy, "role")),
         "aws_iam_role.instance.id"
     );
-    // Nothing else is granted to the role: one inline policy, and Session Manager as the only
-    // managed policy (a managed DynamoDB policy would bypass the list above).
-    assert_eq!(infra.resources("aws_iam_role_policy").len(), 1);
+    // Nothing else is granted to the role: this inline policy, the CloudWatch agent's on the
+    // environment's log group and nothing else, and Session Manager as the only managed
+    // policy (a managed DynamoDB policy would bypass the list above).
+    let inline: BTreeSet<&str> = infra
+        .resources("aws_iam_role_policy")
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(inline, BTreeSet::from(["candidates_table", "service_logs"]));
+    let logs = infra.resource("aws_iam_role_policy", "service_logs");
+    assert_eq!(
+        expect_reference(required(logs, "policy")),
+        "data.aws_iam_policy_document.service_logs.json"
+    );
+    for statement in nested(
+        infra.data("aws_iam_policy_document", "service_logs"),
+        "statement",
+    ) {
+        let granted = strings(required(statement, "actions"));
+        assert!(
+            granted
+                .iter()
+                .all(|action| action.starts_with("logs:") && !action.contains('*')),
+            "{granted:?}"
+        );
+        let Expression::Array(resources) = required(statement, "resources") else {
+            panic!("resources must be a list");
+        };
+        for resource in resources {
+            assert!(
+                resource
+                    .to_string()
+                    .contains("aws_cloudwatch_log_group.service.arn"),
+                "the agent writes to its environment's log group only: {resource}"
+            );
+        }
+    }
     let attachments = infra.resources("aws_iam_role_policy_attachment");
     assert_eq!(attachments.len(), 1, "only AmazonSSMManagedInstanceCore");
     assert!(
@@ -428,6 +462,89 @@ fn user_data_writes_the_service_environment_file() {
             .all(|v| *v == "no"),
         "user data gives the environment file to the static group `candidates`"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The service's log lines: the unit writes them, the agent ships them, logrotate rotates
+// them, user data names the log group Terraform created
+// ---------------------------------------------------------------------------------------
+
+/// One log file for the unit (which writes it), the CloudWatch agent's configuration (which
+/// ships it, one stream per instance), the rotation and install.sh (which creates its
+/// folder); and one placeholder between the agent's configuration, installed where user
+/// data reads it, and user data, which fills in the log group Terraform creates before it
+/// starts the agent, and starts the agent before the service.
+#[test]
+fn the_log_file_the_unit_writes_is_the_one_shipped_and_rotated_into_the_environments_group() {
+    let unit = systemd_unit::unit();
+    let output = unit.get("Service", "StandardOutput");
+    let log_file = output
+        .strip_prefix("append:")
+        .unwrap_or_else(|| panic!("StandardOutput=append:PATH, not {output}"));
+    assert_eq!(unit.get("Service", "StandardError"), "inherit");
+    let log_dir = log_file.rsplit_once('/').expect("a folder").0;
+
+    let packer = repo_root().join("packer");
+    let read = |path: &str| {
+        std::fs::read_to_string(packer.join(path)).unwrap_or_else(|err| panic!("{path}: {err}"))
+    };
+    let agent: serde_json::Value =
+        serde_json::from_str(&read("files/cloudwatch-agent.json")).expect("the agent's JSON");
+    let collected = agent["logs"]["logs_collected"]["files"]["collect_list"]
+        .as_array()
+        .expect("a collect_list");
+    assert_eq!(collected.len(), 1, "{agent}");
+    assert_eq!(collected[0]["file_path"], serde_json::json!(log_file));
+    assert_eq!(
+        collected[0]["log_stream_name"],
+        serde_json::json!("{instance_id}")
+    );
+    let placeholder = collected[0]["log_group_name"]
+        .as_str()
+        .expect("a group name");
+    assert!(
+        placeholder.starts_with('@') && placeholder.ends_with('@'),
+        "{placeholder}"
+    );
+
+    assert!(
+        read("files/candidates-logrotate.conf").contains(&format!("{log_file} {{")),
+        "the rotation rotates {log_file}"
+    );
+    let install = read("scripts/install.sh");
+    assert!(
+        install.contains(&format!("readonly LOG_DIR={log_dir}\n")),
+        "install.sh makes {log_dir}"
+    );
+    assert!(install.contains("readonly CONFIG_DIR=/etc/candidates\n"));
+    assert!(
+        install
+            .contains("\"$staging/cloudwatch-agent.json\" \"$CONFIG_DIR/cloudwatch-agent.json\"")
+    );
+
+    let infra = infra();
+    let (script, values) = render_user_data(&infra);
+    assert_eq!(
+        values.get("log_group_name").map(String::as_str),
+        Some("<log_group_name>")
+    );
+    let passed = required(infra.resource("aws_launch_template", "this"), "user_data").to_string();
+    assert!(
+        passed.contains("log_group_name = aws_cloudwatch_log_group.service.name"),
+        "the log group Terraform creates: {passed}"
+    );
+    assert!(
+        script.contains("agent_template=/etc/candidates/cloudwatch-agent.json\n"),
+        "{script}"
+    );
+    let fill = format!("sed 's|{placeholder}|<log_group_name>|' \"$agent_template\"");
+    let start_agent = script
+        .find(&fill)
+        .unwrap_or_else(|| panic!("no {fill} in:\n{script}"));
+    let start_service = script
+        .find("systemctl restart candidates.service")
+        .expect("the service is started");
+    assert!(start_agent < start_service, "the agent starts first");
 }
 
 // ---------------------------------------------------------------------------------------
