@@ -1,12 +1,13 @@
 //! The load to replay, one offered request rate per minute: from loadtest.sh's arguments
 //! (`--rate`, `--ramp`, `--duration`, with the same meaning), or from a CSV of a day or a
-//! week (`minute,rps`, `time,rps`, or a samples.csv that loadtest.sh wrote).
+//! week (`minute,rps`, `time,rps`, or a samples.csv that loadtest.sh wrote). loadtest.sh
+//! plays the same CSVs with the same meaning (scripts/lib/loadplan.py).
 
 use std::path::Path;
 
-use jiff::Zoned;
 use jiff::civil::{DateTime, Time};
 use jiff::tz::{AmbiguousOffset, TimeZone};
+use jiff::{Timestamp, Zoned};
 
 use crate::error::Error;
 
@@ -15,8 +16,26 @@ use crate::error::Error;
 pub struct Load {
     pub rps: Vec<f64>,
     /// The wall-clock start the CSV's own times give, if they are full dates.
-    pub start: Option<DateTime>,
+    pub start: Option<CsvStart>,
     pub description: String,
+}
+
+/// Where a CSV's own times put its first row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CsvStart {
+    /// A date and time without an offset (`2026-12-07T06:30`): local to the schedules' time
+    /// zone, as `--start` is.
+    Local(DateTime),
+    /// An instant (`2026-12-07T06:30Z`, `2026-12-07T07:30+01:00`), as CloudWatch gives them.
+    Instant(Timestamp),
+}
+
+/// One row's time in a `time,rps` CSV.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Moment {
+    Instant(Timestamp),
+    Local(DateTime),
+    Clock(Time),
 }
 
 /// A rate held from `from` to `to` seconds.
@@ -123,12 +142,16 @@ fn column(header: &[String], names: &[&str]) -> Option<usize> {
         .find_map(|n| header.iter().position(|h| h == n))
 }
 
-/// A clock time (`06:30`) or a date and time (`2026-12-07T06:30`).
-fn parse_time(text: &str) -> Option<Result<DateTime, Time>> {
-    if let Ok(dt) = text.parse::<DateTime>() {
-        return Some(Ok(dt));
+/// An instant (`2026-12-07T06:30Z`), a date and time (`2026-12-07T06:30`) or a clock time
+/// (`06:30`). An offset makes an instant: a civil parse would drop it.
+fn parse_time(text: &str) -> Option<Moment> {
+    if let Ok(ts) = text.parse::<Timestamp>() {
+        return Some(Moment::Instant(ts));
     }
-    text.parse::<Time>().ok().map(Err)
+    if let Ok(dt) = text.parse::<DateTime>() {
+        return Some(Moment::Local(dt));
+    }
+    text.parse::<Time>().ok().map(Moment::Clock)
 }
 
 /// A load from a CSV: `minute,rps`, `time,rps`, or loadtest.sh's samples.csv.
@@ -177,13 +200,34 @@ pub fn from_csv(path: &Path) -> Result<Load, Error> {
     {
         let mut points = Vec::new();
         let mut first: Option<DateTime> = None;
+        let mut first_instant: Option<Timestamp> = None;
         let mut day_offset = 0i64;
         let mut previous_clock: Option<Time> = None;
         for (line, row) in &rows {
             let text = cell(row, time);
-            let at = match parse_time(&text) {
-                Some(Ok(dt)) => dt,
-                Some(Err(clock)) => {
+            let moment = parse_time(&text);
+            let mixed = match moment {
+                Some(Moment::Instant(_)) => first.is_some(),
+                Some(_) => first_instant.is_some(),
+                None => false,
+            };
+            if mixed {
+                return Err(usage(
+                    path,
+                    format!(
+                        "line {line}: time '{text}' mixes times with and without an offset (Z, +01:00)"
+                    ),
+                ));
+            }
+            let at = match moment {
+                Some(Moment::Instant(ts)) => {
+                    let origin = *first_instant.get_or_insert(ts);
+                    let minutes = ts.duration_since(origin).as_secs_f64() / 60.0;
+                    points.push((minutes, number(path, *line, "rps", &cell(row, rate))?));
+                    continue;
+                }
+                Some(Moment::Local(dt)) => dt,
+                Some(Moment::Clock(clock)) => {
                     // Clock times: a time earlier than the one before is the next day.
                     if previous_clock.is_some_and(|p| clock < p) {
                         day_offset += 1;
@@ -208,8 +252,10 @@ pub fn from_csv(path: &Path) -> Result<Load, Error> {
             let minutes = at.duration_since(origin).as_secs_f64() / 60.0;
             points.push((minutes, number(path, *line, "rps", &cell(row, rate))?));
         }
-        if previous_clock.is_none() {
-            start = first;
+        if let Some(ts) = first_instant {
+            start = Some(CsvStart::Instant(ts));
+        } else if previous_clock.is_none() {
+            start = first.map(CsvStart::Local);
         }
         segments = held(path, &points)?;
     } else {
@@ -348,7 +394,9 @@ mod tests {
         assert_eq!(load.rps, vec![10.0, 10.0, 20.0]);
         assert_eq!(
             load.start,
-            Some(jiff::civil::date(2026, 12, 7).at(6, 30, 0, 0))
+            Some(CsvStart::Local(
+                jiff::civil::date(2026, 12, 7).at(6, 30, 0, 0)
+            ))
         );
     }
 
@@ -366,6 +414,23 @@ mod tests {
             (load.rps[0], load.rps[1440], load.rps[7 * 1440 - 1]),
             (7.0, 8.0, 13.0)
         );
+    }
+
+    #[test]
+    fn times_with_an_offset_are_instants() {
+        // An hour apart in UTC, whatever offset each row is written with.
+        let f = write("time,rps\n2026-12-07T06:30Z,10\n2026-12-07T08:31+01:00,20\n");
+        let load = from_csv(f.path()).expect("load");
+        assert_eq!(load.rps.len(), 62);
+        assert_eq!(
+            (load.rps[0], load.rps[60], load.rps[61]),
+            (10.0, 10.0, 20.0)
+        );
+        let start: Timestamp = "2026-12-07T06:30:00Z".parse().expect("instant");
+        assert_eq!(load.start, Some(CsvStart::Instant(start)));
+        let f = write("time,rps\n2026-12-07T06:30Z,10\n2026-12-07T06:31,20\n");
+        let err = from_csv(f.path()).expect_err("mixed");
+        assert!(err.to_string().contains("mixes times"), "{err}");
     }
 
     #[test]

@@ -95,7 +95,16 @@ fn start(
 ) -> Result<(Start, bool), Error> {
     match (&o.start, load.start) {
         (Some(text), _) => Ok((load::parse_start(text, zone)?, true)),
-        (None, Some(dt)) => Ok((load::civil_start(dt, zone, "the load's first row")?, true)),
+        (None, Some(load::CsvStart::Local(dt))) => {
+            Ok((load::civil_start(dt, zone, "the load's first row")?, true))
+        }
+        (None, Some(load::CsvStart::Instant(ts))) => Ok((
+            Start {
+                zoned: ts.to_zoned(zone.clone()),
+                warning: None,
+            },
+            true,
+        )),
         (None, None) => {
             if !group.schedules.is_empty() {
                 notes.push("no --start: the schedules are rehearsed from now".to_owned());
