@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Turns oha's JSON summaries into the load test's CSV, verdict and chart.
 
-    loadreport.py window  CSV ELAPSED TARGET_RATE DESIRED IN_SERVICE CPU OHA_JSON...
+    loadreport.py window  CSV ELAPSED TARGET_RATE DESIRED IN_SERVICE CPU [--seconds S] OHA_JSON...
         append one row (one time window) to CSV; several JSON files (the mixed profile
-        runs a reader and a writer side by side) are merged into one row
+        runs a reader and a writer side by side) are merged into one row; with --seconds,
+        the 2xx rate is over the window's S seconds (a --load-csv window that sent its
+        requests and then waited), else over oha's own run time
     loadreport.py verdict CSV [--rps R] [--mean-ms M] [--success PCT]
         print the summary and the SLO verdict; exit 1 when a goal is missed (goals default
         to load-profiles.env's SLO_RPS, SLO_MEAN_MS, SLO_SUCCESS_PERCENT)
@@ -40,7 +42,7 @@ COLUMNS = [
 ]
 
 
-def window_stats(summaries):
+def window_stats(summaries, seconds=None):
     """Merges oha summaries of one window into one set of numbers."""
     requests = ok = answered_total = 0
     rps = weighted_mean = 0.0
@@ -67,6 +69,8 @@ def window_stats(summaries):
         if percentiles.get("p99") is not None:
             p99 = max(p99 or 0.0, percentiles["p99"] * 1000)
     mean_ms = weighted_mean / answered_total if answered_total else None
+    if seconds:
+        rps = ok / seconds
     return {
         "requests": requests,
         "ok_2xx": ok,
@@ -80,12 +84,15 @@ def window_stats(summaries):
 
 def cmd_window(args):
     path, elapsed, target, desired, in_service, cpu, *json_files = args
+    seconds = None
+    if json_files[:1] == ["--seconds"]:
+        seconds, json_files = float(json_files[1]), json_files[2:]
     summaries = []
     for name in json_files:
         with open(name, encoding="utf-8") as handle:
             summaries.append(json.load(handle))
     row = {"elapsed_s": elapsed, "target_rps": target}
-    row.update(window_stats(summaries))
+    row.update(window_stats(summaries, seconds))
     row.update({"desired": desired, "in_service": in_service, "cpu_percent": cpu})
     write_header = True
     try:

@@ -213,6 +213,20 @@ fn bad_usage_is_refused() {
         &["--url", "http://127.0.0.1:1", "--duration", "99999"],
         &["--url", "http://127.0.0.1:1", "--ramp", "10,x"],
         &["--profile", "gtg"],
+        &[
+            "--url",
+            "http://127.0.0.1:1",
+            "--load-csv",
+            "tests/fixtures/loadtest-recorded.csv",
+            "--rate",
+            "5",
+        ],
+        &[
+            "--url",
+            "http://127.0.0.1:1",
+            "--load-csv",
+            "no-such-load.csv",
+        ],
     ] {
         let (code, _, stderr, _) = loadtest(args, &[]);
         assert_ne!(code, 0, "{args:?}");
