@@ -36,6 +36,8 @@
 #   --assume NAME=VALUE   override a named assumption (metric_delay_minutes, boot_secs, ...;
 #                     docs/REHEARSAL.md lists them; summary.json prints those used)
 #   --prices FILE     a price table in the format of rehearsal/data/prices-us-east-1.json
+#   --print-loadtest  also print the scripts/loadtest.sh command that runs this load
+#                     for real against ENV, to check the prediction (--compare its run)
 #   --out DIR         results folder (default rehearsal-results/<UTC time>)
 # Writes DIR/timeline.csv (one row per minute), DIR/summary.json, DIR/summary.txt and
 # DIR/chart.png (the load test's layout; clock time when the start was given). Values
@@ -52,6 +54,7 @@ args=()
 env_name='' instance_rps='' out='' compare='' calibrate_from=''
 while [ $# -gt 0 ]; do
   case $1 in
+    --print-loadtest) args+=("$1"); shift ;;
     -h | --help) usage ;;
     -var | -var-file) [ $# -ge 2 ] || usage; args+=("$1=$2"); shift 2 ;;
     -var=* | -var-file=*) args+=("$1"); shift ;;

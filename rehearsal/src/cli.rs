@@ -52,6 +52,10 @@ pub struct Options {
     pub recalibrate: bool,
     /// Check the arguments, variables and load, then stop (before any calibration).
     pub check_only: bool,
+    /// Print the loadtest.sh command that runs this load for real.
+    pub print_loadtest: bool,
+    /// loadtest.sh's own options (`--concurrency`, `--window`), for that command.
+    pub loadtest_options: Vec<(String, String)>,
     /// Notes for the user about arguments accepted but without effect.
     pub notes: Vec<String>,
 }
@@ -79,6 +83,8 @@ impl Default for Options {
             calibration_secs: 2.0,
             recalibrate: false,
             check_only: false,
+            print_loadtest: false,
+            loadtest_options: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -116,7 +122,8 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
             Some((f, v)) if f.starts_with('-') => (f, Some(v.to_owned())),
             _ => (arg, None),
         };
-        let takes_value = !matches!(flag, "--recalibrate" | "--check") && flag.starts_with('-');
+        let takes_value = !matches!(flag, "--recalibrate" | "--check" | "--print-loadtest")
+            && flag.starts_with('-');
         let value = if takes_value {
             match inline {
                 Some(v) => v,
@@ -192,8 +199,10 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
             }
             "--recalibrate" => o.recalibrate = true,
             "--check" => o.check_only = true,
+            "--print-loadtest" => o.print_loadtest = true,
             "--concurrency" | "--window" => {
                 positive_whole(flag, &value)?;
+                o.loadtest_options.push((flag.to_owned(), value.clone()));
                 o.notes.push(format!("{flag} is loadtest.sh's and does not change a rehearsal (the model's clients are the load balancer's, not oha's connections)"));
             }
             _ if flag.starts_with('-') => {

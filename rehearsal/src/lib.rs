@@ -10,6 +10,7 @@ pub mod compare;
 pub mod error;
 pub mod fleet;
 pub mod load;
+pub mod loadtest_command;
 pub mod model;
 pub mod prices;
 pub mod profiles;
