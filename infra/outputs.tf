@@ -8,6 +8,11 @@ output "alb_dns_name" {
   value       = aws_lb.this.dns_name
 }
 
+output "alb_arn_suffix" {
+  description = "ARN suffix of the load balancer (app/<name>/<id>), the LoadBalancer dimension of its CloudWatch metrics (scripts/rehearse.sh --load-from-cloudwatch reads them)."
+  value       = aws_lb.this.arn_suffix
+}
+
 output "asg_name" {
   description = "Name of the Auto Scaling group (for scripts/scale.sh and the AWS CLI)."
   value       = aws_autoscaling_group.this.name

@@ -12,8 +12,19 @@
 #   --profile NAME    gtg | read | write | mixed | computation           (default gtg)
 #   --rate RPS        a fixed rate, or --ramp R1,R2,... (rate steps), each lasting
 #   --duration SECS   (default 30)
-#   --load-csv FILE   a day or a week instead: minute,rps or time,rps (HH:MM or
-#                     2026-12-07T06:30), or a samples.csv written by loadtest.sh
+#   --load-csv FILE   a day or a week instead: minute,rps or time,rps (HH:MM,
+#                     2026-12-07T06:30, or 2026-12-07T06:30Z with an offset), or a
+#                     samples.csv written by loadtest.sh
+#   --load-from-cloudwatch ENV   the real traffic of deployed environment ENV instead:
+#                     its load balancer's RequestCount per minute, read from CloudWatch
+#                     (AWS CLI credentials), with the group's real desired and in-service
+#                     capacity and CPU as the real run to compare with (as --compare).
+#                     ENV's names come from its Terraform outputs, else from ./apply.sh's
+#                     naming through the AWS API; it is also the rehearsed environment
+#                     unless one is given
+#   --since SPAN      with --load-from-cloudwatch: the last 90m, 36h, 7d (default), 2w ...
+#   --from TIME [--to TIME]   ... or this window: 2026-11-30T00:00Z, 2026-11-30 (UTC
+#                     unless an offset is given); --to defaults to 5 minutes ago
 # Options:
 #   --start TIME      wall-clock start, for the schedules: 2026-12-07T06:30 (local to the
 #                     schedules' time zone), ...T05:30Z or ...T06:30[Europe/Paris]; default:
@@ -40,20 +51,33 @@
 #                     for real against ENV, to check the prediction (--compare its run)
 #   --out DIR         results folder (default rehearsal-results/<UTC time>)
 # Writes DIR/timeline.csv (one row per minute), DIR/summary.json, DIR/summary.txt and
-# DIR/chart.png (the load test's layout; clock time when the start was given). Values
-# Terraform's own checks refuse (validations, preconditions in infra/) are refused with
-# Terraform's messages. Exits 0 when the predicted SLO is met, 1 when it is missed, 2 on
-# bad usage, 3 when the rehearsal could not run.
+# DIR/chart.png (the load test's layout; clock time when the start was given); with
+# --load-from-cloudwatch also the load read (DIR/cloudwatch-load.csv, a load CSV) and the
+# real run (DIR/cloudwatch-real.csv, a samples.csv). Values Terraform's own checks refuse
+# (validations, preconditions in infra/) are refused with Terraform's messages. Exits 0 when
+# the predicted SLO is met, 1 when it is missed, 2 on bad usage, 3 when the rehearsal could
+# not run.
 # For development: REHEARSE_BIN runs that rehearse binary instead of building one;
-# REHEARSAL_CACHE_DIR moves the calibration cache (default .tools/rehearsal).
+# REHEARSAL_CACHE_DIR moves the calibration cache (default .tools/rehearsal);
+# REHEARSAL_CLOUDWATCH_MAX_DATAPOINTS cuts CloudWatch requests smaller (default 100,800).
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 args=()
-env_name='' instance_rps='' out='' compare='' calibrate_from=''
+env_name='' instance_rps='' out='' compare='' calibrate_from='' load_given=''
+cloudwatch_env='' since='' from='' to=''
 while [ $# -gt 0 ]; do
   case $1 in
+    --load-from-cloudwatch=* | --since=* | --from=* | --to=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
+    --rate | --ramp | --duration | --load-csv | --rate=* | --ramp=* | --duration=* | --load-csv=*)
+      load_given=${1%%=*} ;;
+  esac
+  case $1 in
+    --load-from-cloudwatch) need_value "$@"; cloudwatch_env=$2; shift 2 ;;
+    --since) need_value "$@"; since=$2; shift 2 ;;
+    --from) need_value "$@"; from=$2; shift 2 ;;
+    --to) need_value "$@"; to=$2; shift 2 ;;
     --print-loadtest) args+=("$1"); shift ;;
     -h | --help) usage ;;
     -var | -var-file) [ $# -ge 2 ] || usage; args+=("$1=$2"); shift 2 ;;
@@ -76,6 +100,22 @@ while [ $# -gt 0 ]; do
     *) [ -z "$env_name" ] || { error "one environment only: '$env_name' and '$1'"; usage; }; env_name=$1; shift ;;
   esac
 done
+placeholder_load=()
+if [ -n "$cloudwatch_env" ]; then
+  check_env_name "$cloudwatch_env" || exit 2
+  [ -z "$load_given" ] || { error "give --load-from-cloudwatch or $load_given, not both"; exit 2; }
+  [ -z "$compare" ] || { error "--load-from-cloudwatch compares with the real run itself: give it or --compare, not both"; exit 2; }
+  require_cmd python3 "install Python 3.9 or newer"
+  window=$(python3 "$REPO_ROOT/scripts/lib/cloudwatch_replay.py" window \
+    ${since:+--since "$since"} ${from:+--from "$from"} ${to:+--to "$to"}) || exit 2
+  read -r window_from window_to window_period <<<"$window"
+  env_name=${env_name:-$cloudwatch_env}
+  # The load is read after the usage check; the check only needs one.
+  placeholder_load=(--rate 1)
+elif [ -n "$since$from$to" ]; then
+  error "--since, --from and --to choose the window of --load-from-cloudwatch"
+  exit 2
+fi
 env_name=${env_name:-dev}
 check_env_name "$env_name" || exit 2
 
@@ -86,8 +126,47 @@ if [ -z "$rehearse_bin" ]; then
     die "cannot build the rehearsal (cargo build -p rehearsal)"
   rehearse_bin=${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/rehearse
 fi
-# Bad usage stops here, before anything is built or measured.
-"$rehearse_bin" "$env_name" --infra "$REPO_ROOT/infra" --check ${args[@]+"${args[@]}"} || exit $?
+# Bad usage stops here, before anything is built, read or measured.
+"$rehearse_bin" "$env_name" --infra "$REPO_ROOT/infra" --check ${args[@]+"${args[@]}"} \
+  ${placeholder_load[@]+"${placeholder_load[@]}"} || exit $?
+
+# cloudwatch_target ENV: "REGION GROUP LOAD-BALANCER" (the ARN suffix CloudWatch names it by)
+# of a deployed environment: from its Terraform outputs, else by the names infra/ gives them
+# (<project>-<env>) through the AWS API.
+cloudwatch_target() {
+  local env=$1 name=$PROJECT_NAME-$1 outputs='{}' region group balancer arn
+  if command -v terraform >/dev/null 2>&1; then
+    outputs=$(TF_WORKSPACE=$env tf output -no-color -json 2>/dev/null) || outputs='{}'
+  fi
+  read -r group region balancer < <(python3 "$REPO_ROOT/scripts/lib/cloudwatch_replay.py" outputs <<<"$outputs")
+  [ "$group" != - ] || group=$name
+  [ "$balancer" != - ] || balancer=''
+  [ "$region" != - ] || region=$(aws_region) || { error "no AWS region: set AWS_REGION (or a region in your AWS profile)"; return 1; }
+  if [ -z "$balancer" ]; then
+    arn=$(AWS_REGION=$region AWS_DEFAULT_REGION=$region aws elbv2 describe-load-balancers --names "$name" \
+      --query 'LoadBalancers[0].LoadBalancerArn' --output text) || {
+      error "no load balancer named $name in $region: is '$env' deployed (./apply.sh $env), in this account and region?"
+      return 1
+    }
+    balancer=${arn#*:loadbalancer/}
+  fi
+  printf '%s %s %s\n' "$region" "$group" "$balancer"
+}
+
+out=${out:-$REPO_ROOT/rehearsal-results/$(date -u +%Y%m%dT%H%M%SZ)}
+if [ -n "$cloudwatch_env" ]; then
+  require_cmd aws "install the AWS CLI to read CloudWatch: https://aws.amazon.com/cli/"
+  target=$(cloudwatch_target "$cloudwatch_env") || exit 3
+  read -r AWS_REGION group balancer <<<"$target"
+  export AWS_REGION AWS_DEFAULT_REGION=$AWS_REGION
+  note "reading $cloudwatch_env's traffic from CloudWatch ($AWS_REGION): load balancer $balancer, group $group, $window_from to $window_to"
+  mkdir -p "$out"
+  python3 "$REPO_ROOT/scripts/lib/cloudwatch_replay.py" read --load-balancer "$balancer" --group "$group" \
+    --from "$window_from" --to "$window_to" --period "$window_period" \
+    --load "$out/cloudwatch-load.csv" --real "$out/cloudwatch-real.csv" --aws "$(command -v aws)" || exit $?
+  compare=$out/cloudwatch-real.csv
+  args+=(--load-csv "$out/cloudwatch-load.csv" --compare "$compare")
+fi
 
 # service_binary: the release binary the AMI ships, to calibrate against.
 service_binary() {
@@ -126,7 +205,6 @@ elif [ -n "$calibrate_from" ]; then
   done
 fi
 
-out=${out:-$REPO_ROOT/rehearsal-results/$(date -u +%Y%m%dT%H%M%SZ)}
 status=0
 "$rehearse_bin" "$env_name" --infra "$REPO_ROOT/infra" --out "$out" ${args[@]+"${args[@]}"} || status=$?
 [ "$status" -le 1 ] || exit "$status"

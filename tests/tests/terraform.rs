@@ -179,6 +179,12 @@ async fn step_scaling_environment(stack: &Deployment, ami: &str, certificate_arn
         out["url"],
         json!(format!("http://{}", text(&out["alb_dns_name"])))
     );
+    // The dimension rehearse.sh --load-from-cloudwatch reads the load balancer's metrics by.
+    let balancer_arn = text(&load_balancer(stack, name)["LoadBalancerArn"]).to_owned();
+    assert_eq!(
+        out["alb_arn_suffix"],
+        json!(arn_suffix(&balancer_arn, "loadbalancer/"))
+    );
 
     // The alarms and the policies they invoke.
     let policies = policies_by_name(stack, name);
