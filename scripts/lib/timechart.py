@@ -3,7 +3,9 @@
 that a prediction and a real run can be compared by eye:
 
     rate      2xx per second against the target (offered) rate, and failed requests per second
-    latency   p50 and p99, on a log scale (a timeout does not flatten the rest)
+    latency   p50 and p99, on a log scale (a timeout does not flatten the rest); the mean
+              instead for a run without percentiles (what rehearse.sh --load-from-cloudwatch
+              reads of the load balancer)
     capacity  desired and in-service instances, min and max when known (schedules), with the
               average CPU on a second axis (0-105 %, so a group pinned at 100 % shows)
 
@@ -49,6 +51,7 @@ def series(rows, time_of, label, style="solid"):
         "target": [number(r["target"]) or None for r in rows],
         "p50": [positive(number(r["p50_ms"])) for r in rows],
         "p99": [positive(number(r["p99_ms"])) for r in rows],
+        "mean": [positive(number(r.get("mean_ms"))) for r in rows],
         "desired": [number(r["desired"]) for r in rows],
         "in_service": [number(r["in_service"]) for r in rows],
         "min": [number(r.get("min_size")) for r in rows],
@@ -98,6 +101,8 @@ def draw(out, title, xlabel, runs, no_capacity_text="no Auto Scaling group sampl
         if any(v is not None for v in run["p50"] + run["p99"]):
             ax_latency.plot(t, run["p50"], label="p50" + suffix, color="tab:green", linestyle=line)
             ax_latency.plot(t, run["p99"], label="p99" + suffix, color="tab:red", linestyle=line)
+        elif any(v is not None for v in run["mean"]):
+            ax_latency.plot(t, run["mean"], label="mean" + suffix, color="tab:olive", linestyle=line)
         if any(v is not None for v in run["desired"] + run["in_service"]):
             any_capacity = True
             ax_capacity.step(t, run["in_service"], where="pre", label="in service" + suffix, color="tab:orange",
