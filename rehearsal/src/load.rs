@@ -444,25 +444,6 @@ mod tests {
     }
 
     #[test]
-    fn bad_csvs_are_usage_errors_that_say_why() {
-        for (text, reason) in [
-            ("when,how_many\n0,1\n", "expected the columns minute,rps"),
-            ("minute,rps\n0,-5\n", "must be a number >= 0"),
-            ("minute,rps\n0,lots\n", "is not a number"),
-            ("minute,rps\n", "no data rows"),
-            ("minute,rps\n2,1\n1,1\n", "must increase"),
-            ("time,rps\nnoon,1\n", "neither HH:MM"),
-        ] {
-            let f = write(text);
-            let err = from_csv(f.path()).expect_err(text);
-            assert!(
-                matches!(err, Error::Usage(_)) && err.to_string().contains(reason),
-                "{text}: {err}"
-            );
-        }
-    }
-
-    #[test]
     fn start_times_take_their_zone_or_the_schedules_one() {
         let paris = TimeZone::get("Europe/Paris").expect("zone");
         // (text, zone, UTC start, warned)

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Files, repo_root, script};
+use rehearsal::error::Error;
 use rehearsal::load;
 
 /// The per-minute rates loadtest.sh would play from a CSV, or its ERROR.
@@ -71,7 +72,8 @@ fn loadtest_plays_every_csv_the_rehearsal_reads_minute_for_minute() {
             );
         }
     }
-    // What one refuses, the other refuses, for the same reason.
+    // What one refuses, the other refuses, for the same reason (the rehearsal: a usage
+    // error, exit 2; loadplan.py: exit 2).
     for (text, reason) in [
         ("when,how_many\n0,1\n", "expected the columns minute,rps"),
         ("minute,rps\n0,-5\n", "must be a number >= 0"),
@@ -85,9 +87,12 @@ fn loadtest_plays_every_csv_the_rehearsal_reads_minute_for_minute() {
         ),
     ] {
         let path = files.write("bad.csv", text);
-        let rehearsal = load::from_csv(&path).expect_err(text).to_string();
+        let rehearsal = load::from_csv(&path).expect_err(text);
         let loadtest = played(&path).expect_err(text);
-        assert!(rehearsal.contains(reason), "{text}: {rehearsal}");
+        assert!(
+            matches!(rehearsal, Error::Usage(_)) && rehearsal.to_string().contains(reason),
+            "{text}: {rehearsal}"
+        );
         assert!(loadtest.contains(reason), "{text}: {loadtest}");
     }
 }
