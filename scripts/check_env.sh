@@ -2,10 +2,12 @@
 # Checks that this machine and the AWS account can deploy the stack, before ./apply.sh
 # spends anything (apply.sh runs it first, with its own options).
 #
-#   scripts/check_env.sh [--no-build] [--tools-only] [--packer-subnet SUBNET]
+#   scripts/check_env.sh [--no-build] [--no-bake] [--tools-only] [--packer-subnet SUBNET]
 #                        [-var NAME=VALUE | -var-file=FILE]...
 #
 # --no-build       leave out the build tools (apply.sh --binary PATH)
+# --no-bake        nothing is baked (apply.sh --rollback): leave out Packer's network,
+#                  build instance and key pair
 # --tools-only     this machine only: no account check (apply.sh --skip-preflight)
 # --packer-subnet  the subnet apply.sh --packer-subnet bakes in
 # -var, -var-file  the values the apply will use (as apply.sh passes them to Terraform)
@@ -34,12 +36,14 @@ source "$REPO_ROOT/scripts/lib/preflight.sh"
 
 
 build=1
+bake=1
 account_checks=1
 packer_subnet=
 tf_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --no-build) build=0; shift ;;
+    --no-bake) bake=0; shift ;;
     --tools-only) account_checks=0; shift ;;
     --packer-subnet) need_value "$@"; packer_subnet=$2; shift 2 ;;
     --packer-subnet=*) need_value --packer-subnet "${1#*=}"; packer_subnet=${1#*=}; shift ;;
@@ -91,7 +95,11 @@ check_tool() {
 }
 
 check_tool aws "" "install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"
-check_tool packer 1.9 "install Packer 1.9 or newer: https://developer.hashicorp.com/packer/install"
+if [ "$bake" = 1 ]; then
+  check_tool packer 1.9 "install Packer 1.9 or newer: https://developer.hashicorp.com/packer/install"
+else
+  note "--no-bake: packer is not checked"
+fi
 check_tool terraform 1.5 "install Terraform 1.5 or newer: https://developer.hashicorp.com/terraform/install"
 check_tool curl "" "install curl (Debian: apt-get install curl)"
 check_tool jq "" "install jq (Debian: apt-get install jq; macOS: brew install jq)"

@@ -1,9 +1,10 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154 # region, account, arn, packer_subnet, tf_args: set by check_env.sh
+# shellcheck disable=SC2154 # region, account, arn, packer_subnet, bake, tf_args: set by check_env.sh
 # The account half of scripts/check_env.sh: what the AWS account must offer before apply.sh
 # spends anything. Source it after common.sh. The caller sets $region, $account, $arn (the
-# caller's identity), $packer_subnet and the array tf_args (the -var/-var-file arguments the
-# apply will use), and defines passed/failed (one NOTE or ERROR line each, failed counts).
+# caller's identity), $packer_subnet, $bake (0: nothing is baked, as in apply.sh --rollback)
+# and the array tf_args (the -var/-var-file arguments the apply will use), and defines
+# passed/failed (one NOTE or ERROR line each, failed counts).
 # preflight_account runs every check; each prints one line and nothing here creates
 # anything: EC2 permissions are tried with --dry-run, the others simulated, the rest read.
 #
@@ -342,17 +343,20 @@ dry_run() {
 }
 
 # check_dry_runs IMAGE TYPE BUILD_TYPE: what Packer and Terraform create in EC2, tried with
-# the tags they carry (the policy's conditions look at them).
+# the tags they carry (the policy's conditions look at them). No BUILD_TYPE: nothing is
+# baked, Packer's calls are left out.
 check_dry_runs() {
   local image=$1 type=$2 build_type=$3 tags="Tags=[{Key=Project,Value=$PROJECT_NAME}]" subnet=()
   [ -z "$packer_subnet" ] || subnet=(--subnet-id "$packer_subnet")
-  if [ -n "$image" ]; then
+  if [ -n "$image" ] && [ -n "$build_type" ]; then
     dry_run RunInstances "Packer's $build_type build instance" run-instances --image-id "$image" \
       --instance-type "$build_type" ${subnet[@]+"${subnet[@]}"} --metadata-options HttpTokens=required,HttpEndpoint=enabled \
       --tag-specifications "ResourceType=instance,$tags" "ResourceType=volume,$tags"
   fi
-  dry_run CreateKeyPair "Packer's temporary key pair" create-key-pair --key-name "packer_${PROJECT_NAME}_preflight" \
-    --key-type ed25519 --tag-specifications "ResourceType=key-pair,$tags"
+  if [ -n "$build_type" ]; then
+    dry_run CreateKeyPair "Packer's temporary key pair" create-key-pair --key-name "packer_${PROJECT_NAME}_preflight" \
+      --key-type ed25519 --tag-specifications "ResourceType=key-pair,$tags"
+  fi
   if [ -n "$bake_vpc" ]; then
     dry_run CreateSecurityGroup "a security group" create-security-group --group-name "$PROJECT_NAME-preflight" \
       --description "preflight" --vpc-id "$bake_vpc" --tag-specifications "ResourceType=security-group,$tags"
@@ -417,7 +421,11 @@ preflight_account() {
   local type max_size az_count max_healthy build_type build_image="" image="" instances needed detail
   partition=$(cut -d: -f2 <<<"$arn")
   [ -n "$partition" ] || partition=aws
-  check_bake_network
+  if [ "$bake" = 1 ]; then
+    check_bake_network
+  else
+    note "nothing is baked (apply.sh --rollback): Packer's network, build instance and key pair are not checked"
+  fi
   check_service_role
   check_ebs_key
   check_permissions
@@ -426,26 +434,35 @@ preflight_account() {
     return 0
   fi
   read -r type max_size az_count max_healthy <<<"$settings"
-  build_type=$(packer_instance_type)
-  [ -n "$build_type" ] || build_type=t3.small
-  passed "the deploy's settings: instance_type $type, max_size $max_size, az_count $az_count, instance refresh up to $max_healthy %; Packer builds on a $build_type"
-  if check_instance_types "$type" "$build_type"; then
+  if [ "$bake" = 1 ]; then
+    build_type=$(packer_instance_type)
+    [ -n "$build_type" ] || build_type=t3.small
+    passed "the deploy's settings: instance_type $type, max_size $max_size, az_count $az_count, instance refresh up to $max_healthy %; Packer builds on a $build_type"
+  else
+    build_type=
+    passed "the deploy's settings: instance_type $type, max_size $max_size, az_count $az_count, instance refresh up to $max_healthy %"
+  fi
+  if check_instance_types "$type" ${build_type:+"$build_type"}; then
     check_zones "$type" "$az_count"
     check_base_image "$(arch_of "$type")" || true
     image=$base_image
-    if [ "$(arch_of "$build_type")" = "$(arch_of "$type")" ]; then
+    if [ -z "$build_type" ] || [ "$(arch_of "$build_type")" = "$(arch_of "$type")" ]; then
       build_image=$image
     else
       check_base_image "$(arch_of "$build_type")" || true
       build_image=$base_image
     fi
     instances=$(((max_size * max_healthy + 99) / 100))
-    needed=$((instances * $(vcpus_of "$type") + $(vcpus_of "$build_type")))
-    detail="$instances x $type during an instance refresh of max_size $max_size at $max_healthy %, plus the $build_type build instance"
-    if is_standard_family "$type" && is_standard_family "$build_type"; then
+    needed=$((instances * $(vcpus_of "$type")))
+    detail="$instances x $type during an instance refresh of max_size $max_size at $max_healthy %"
+    if [ -n "$build_type" ]; then
+      needed=$((needed + $(vcpus_of "$build_type")))
+      detail="$detail, plus the $build_type build instance"
+    fi
+    if is_standard_family "$type" && { [ -z "$build_type" ] || is_standard_family "$build_type"; }; then
       check_vcpu_quota "$needed" "$detail"
     else
-      note "UNVERIFIED: $type or $build_type counts against another On-Demand quota than $STANDARD_VCPU_QUOTA: check it in the Service Quotas console ($needed vCPUs: $detail)"
+      note "UNVERIFIED: $type${build_type:+ or $build_type} counts against another On-Demand quota than $STANDARD_VCPU_QUOTA: check it in the Service Quotas console ($needed vCPUs: $detail)"
     fi
   fi
   check_dry_runs "$build_image" "$type" "$build_type"

@@ -13,6 +13,9 @@ use blackbox::terraform::{
 use blackbox::{ServiceBuilder, VALIDATE_CHECKS};
 use serde_json::{Value, json};
 
+#[path = "operator/observed.rs"]
+mod observed;
+
 const PROJECT: &str = "axum-asg";
 
 fn text(value: &Value) -> &str {
@@ -196,6 +199,17 @@ async fn an_operator_holding_only_the_shipped_policy_deploys_validates_scales_an
     replace_policy(&stack, "operator", &for_moto(&policies));
     scale(&["--env", "e2e", "--cancel"]).await.assert_success();
 
+    // What the user reads when something is wrong, as the operator: the service's logs
+    // (logs.sh), then validate.sh's report on instances that do not serve (stopped), and on
+    // instances that run an older launch-template version than the group's.
+    let path = path_with_packer(&stack);
+    let mut read_env: Vec<(&str, &str)> = operator.env().to_vec();
+    read_env.push(("PATH", &path));
+    read_env.extend_from_slice(&env);
+    observed::check_logs_sh(&stack, "e2e", &read_env);
+    observed::check_unhealthy_report(&stack, &name, "e2e", &read_env).await;
+    observed::check_stale_version(&stack, &name, "e2e", &read_env).await;
+
     let destroyed = run_as(&stack, &operator, "destroy.sh", &["--yes", "e2e"], &env).await;
     destroyed.assert_success();
     assert_nothing_left(&stack, &name);
@@ -206,6 +220,13 @@ async fn an_operator_holding_only_the_shipped_policy_deploys_validates_scales_an
         error.contains("NotFound"),
         "the snapshot is deleted: {error}"
     );
+    let logs = stack.aws(&[
+        "logs",
+        "describe-log-groups",
+        "--log-group-name-prefix",
+        &format!("/{PROJECT}/e2e/"),
+    ]);
+    assert_eq!(logs["logGroups"], json!([]), "log group left: {logs}");
     let workspaces = stack.terraform(None, &["workspace", "list"]).await;
     assert!(!workspaces.stdout.contains("e2e"), "{workspaces}");
 }

@@ -272,3 +272,40 @@ fn tools_only_leaves_the_account_alone() {
         .collect();
     assert!(account.is_empty(), "{account:?}\n{run}");
 }
+
+#[test]
+fn no_bake_leaves_packer_out_for_a_rollback() {
+    // apply.sh --rollback bakes nothing: an account without a default VPC, a quota that
+    // holds the group but not the build instance as well, no packer on this machine.
+    let mut stage = Stage::with_standins(&["aws", "terraform"]);
+    stage
+        .set("STANDIN_NO_DEFAULT_VPC", "1")
+        .set("STANDIN_VCPU_QUOTA", "12");
+    let run = check_env(&stage, &["--no-build", "--no-bake"]);
+    run.assert_success();
+    for note in [
+        "NOTE: --no-bake: packer is not checked",
+        "NOTE: nothing is baked (apply.sh --rollback): Packer's network, build instance and key pair are not checked",
+        "NOTE: the deploy's settings: instance_type t3.micro, max_size 4, az_count 2, instance refresh up to 150 %\n",
+        "this deploy may run 12 vCPUs (6 x t3.micro during an instance refresh of max_size 4 at 150 %)",
+        "NOTE: ec2:CreateLaunchTemplate allowed (dry run",
+    ] {
+        assert!(run.stderr.contains(note), "{note}:\n{run}");
+    }
+    for call in [
+        "aws ec2 describe-vpcs",
+        "aws ec2 run-instances",
+        "aws ec2 create-key-pair",
+    ] {
+        assert!(run.calls_to(call).is_empty(), "{call}:\n{run}");
+    }
+
+    // The same account is refused for a deploy that bakes.
+    let run = check_env(&stage, &["--no-build"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(
+        errors(&run).len(),
+        4,
+        "no packer, no default VPC, the quota, the summary:\n{run}"
+    );
+}
