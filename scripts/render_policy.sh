@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes the operator's least-privilege IAM policies for this project's name: what apply.sh
-# (with Packer and Terraform), validate.sh, scale.sh, logs.sh, destroy.sh and check_env.sh
-# need, and nothing else.
+# (with Packer and Terraform, the rollout and --rollback), validate.sh, scale.sh, logs.sh,
+# destroy.sh, check_env.sh, rehearse.sh --load-from-cloudwatch and loadtest.sh's CPU
+# reading need, and nothing else.
 #
 #   scripts/render_policy.sh [--out DIR]
 #

@@ -248,22 +248,25 @@ principal_arn() {
 }
 
 # simulate ACTION... -- RESOURCE...: $simulated = "ACTION DECISION" lines from iam
-# simulate-principal-policy for the caller, with the context the deploy's requests carry;
+# simulate-principal-policy for the caller, with the context the deploy's requests carry
+# (or the caller's own simulate_context array, for a request that carries another);
 # fails when the simulation cannot run (no permission, or no such API).
 simulated=
 simulate() {
-  local actions=() resources=()
+  local actions=() resources=() context=(
+    "ContextKeyName=aws:RequestTag/Project,ContextKeyValues=$PROJECT_NAME,ContextKeyType=string"
+    "ContextKeyName=aws:ResourceTag/Project,ContextKeyValues=$PROJECT_NAME,ContextKeyType=string"
+    "ContextKeyName=aws:TagKeys,ContextKeyValues=Project,ContextKeyType=stringList"
+    "ContextKeyName=iam:PassedToService,ContextKeyValues=ec2.amazonaws.com,ContextKeyType=string"
+    "ContextKeyName=iam:AWSServiceName,ContextKeyValues=autoscaling.amazonaws.com,ContextKeyType=string"
+  )
+  [ -z "${simulate_context+set}" ] || context=("${simulate_context[@]}")
   while [ "$1" != -- ]; do actions+=("$1"); shift; done
   shift
   resources=("$@")
   ask_aws iam simulate-principal-policy --policy-source-arn "$(principal_arn)" \
     --action-names "${actions[@]}" --resource-arns "${resources[@]}" \
-    --context-entries "ContextKeyName=aws:RequestTag/Project,ContextKeyValues=$PROJECT_NAME,ContextKeyType=string" \
-    "ContextKeyName=aws:ResourceTag/Project,ContextKeyValues=$PROJECT_NAME,ContextKeyType=string" \
-    "ContextKeyName=aws:TagKeys,ContextKeyValues=Project,ContextKeyType=stringList" \
-    "ContextKeyName=iam:PassedToService,ContextKeyValues=ec2.amazonaws.com,ContextKeyType=string" \
-    "ContextKeyName=iam:AWSServiceName,ContextKeyValues=autoscaling.amazonaws.com,ContextKeyType=string" \
-    --output json || return 1
+    --context-entries "${context[@]}" --output json || return 1
   # An action is allowed when it is allowed on any of the resources.
   simulated=$(jq -r '[.EvaluationResults[]? | {action: .EvalActionName, allowed: (.EvalDecision == "allowed")}]
          | group_by(.action)[] | "\(.[0].action) \(if any(.allowed) then "allowed" else "denied" end)"' <<<"$answer")
@@ -394,7 +397,9 @@ check_permissions() {
     dynamodb:ListTables cloudwatch:DescribeAlarms logs:DescribeLogGroups
     autoscaling:CreateAutoScalingGroup elasticloadbalancing:CreateLoadBalancer
     elasticloadbalancing:CreateTargetGroup dynamodb:CreateTable iam:CreateRole iam:PassRole
-    iam:CreateInstanceProfile cloudwatch:PutMetricAlarm cloudwatch:PutDashboard logs:CreateLogGroup ec2:CreateVpc)
+    iam:CreateInstanceProfile cloudwatch:PutMetricAlarm cloudwatch:PutDashboard logs:CreateLogGroup ec2:CreateVpc
+    autoscaling:StartInstanceRefresh autoscaling:DescribeInstanceRefreshes logs:PutRetentionPolicy
+    logs:FilterLogEvents cloudwatch:GetMetricData)
   if ! simulate "${actions[@]}" -- "*" \
     "arn:${partition}:autoscaling:$region:$account:autoScalingGroup:*:autoScalingGroupName/$name" \
     "arn:${partition}:elasticloadbalancing:$region:$account:loadbalancer/app/$name/0123456789abcdef" \
@@ -406,7 +411,7 @@ check_permissions() {
     "arn:${partition}:cloudwatch::$account:dashboard/$name" \
     "arn:${partition}:logs:$region:$account:log-group:/$PROJECT_NAME/preflight" \
     "arn:${partition}:ec2:$region:$account:vpc/*"; then
-    note "UNVERIFIED before the apply, as the policies cannot be simulated (iam simulate-principal-policy: $(last_line "$answer")): ${actions[*]:5}; $OPERATOR_POLICY_HINT lists every permission the deploy needs"
+    note "UNVERIFIED before the apply, as the policies cannot be simulated (iam simulate-principal-policy: $(last_line "$answer")): ${actions[*]:5} ec2:CreateTags (the tag PreviousAmi); $OPERATOR_POLICY_HINT lists every permission the deploy needs"
     check_reads
     return 0
   fi
@@ -414,6 +419,23 @@ check_permissions() {
   allowed=$(awk '$2 == "allowed" { print $1 }' <<<"$simulated" | paste -sd' ' -)
   [ -z "$allowed" ] || passed "allowed (simulated): $allowed"
   [ -z "$denied" ] || failed "the caller may not (simulated): $denied: grant $OPERATOR_POLICY_HINT"
+  check_previous_ami_tag
+}
+
+# check_previous_ami_tag: a re-deploy records the AMI it replaces on the project's launch
+# template (apply.sh, tag PreviousAmi): a request that carries that tag key alone.
+check_previous_ami_tag() {
+  local decision simulate_context=(
+    "ContextKeyName=aws:ResourceTag/Project,ContextKeyValues=$PROJECT_NAME,ContextKeyType=string"
+    "ContextKeyName=aws:TagKeys,ContextKeyValues=PreviousAmi,ContextKeyType=stringList"
+  )
+  simulate ec2:CreateTags -- "arn:${partition}:ec2:$region:$account:launch-template/lt-0123456789abcdef0" || return 0
+  decision=$(awk '{ print $2 }' <<<"$simulated")
+  if [ "$decision" = allowed ]; then
+    passed "ec2:CreateTags allowed (simulated: the tag PreviousAmi on the launch template, which ./apply.sh --rollback reads)"
+  else
+    failed "the caller may not (simulated) ec2:CreateTags with the tag PreviousAmi on the project's launch template: a re-deploy could not record the AMI it replaces for ./apply.sh --rollback; grant $OPERATOR_POLICY_HINT"
+  fi
 }
 
 # preflight_account: every account check, in the order a reader follows them.

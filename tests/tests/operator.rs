@@ -509,6 +509,7 @@ fn the_policies_are_scoped_by_the_project_and_render_for_another_one() {
             let by_name = resources.iter().all(|arn| {
                 arn.contains("/axum-asg-")
                     || arn.contains(":axum-asg-")
+                    || arn.contains(":log-group:/axum-asg/")
                     || arn.ends_with("/AWSServiceRoleForAutoScaling")
                     || arn.ends_with(":user/${aws:username}")
                     || arn.ends_with(":ec2/L-1216C47A")
