@@ -21,7 +21,7 @@ pub use dynamodb::{
     DynamoDbStore, IAM_ACTIONS, LIST_INDEX, LIST_SHARD_ATTRIBUTE, PARTITION_KEY, get_request,
     list_shard, put_request, sdk_config,
 };
-pub use instrumented::Instrumented;
+pub use instrumented::{Instrumented, flush_store_error_log, note_failure};
 pub use sqlite::SqliteStore;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
