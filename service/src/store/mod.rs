@@ -78,11 +78,12 @@ pub trait CandidateStore: Send + Sync + fmt::Debug {
     fn backend(&self) -> &'static str;
 }
 
-/// Turns a name read back from a store into a `CandidateName`. Only this service writes
-/// the stores, so an invalid one means someone edited the data by hand: it is skipped
-/// with a warning rather than failing every listing that would include it.
+/// Turns a name read back from a store into a `CandidateName`, as it is stored (names
+/// written before the Unicode rule included: see `CandidateName::stored`). Only this
+/// service writes the stores, so an invalid one means someone edited the data by hand:
+/// it is skipped with a warning rather than failing every listing that would include it.
 fn parse_stored_name(backend: &'static str, raw: String) -> Option<CandidateName> {
-    match CandidateName::parse(raw) {
+    match CandidateName::stored(raw) {
         Ok(name) => Some(name),
         Err(err) => {
             tracing::warn!(backend, error = %err, "skipping an invalid name found in the store");
