@@ -24,6 +24,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The client had not sent the whole request body by the request timeout: its fault,
+    /// so a 4xx rather than a 5xx that pages someone.
+    #[error("the request body did not arrive within the request timeout")]
+    BodyTimeout,
     /// A dependency or a bounded resource cannot serve now. With `retry_after_secs` the
     /// client learns when to try again (`Retry-After`).
     #[error("{message}")]
@@ -75,6 +79,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable { .. } | Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -102,7 +107,7 @@ impl IntoResponse for ApiError {
             }
             // The rest of the body is never read, so the connection cannot carry another
             // request: say so, or a client may reuse it and see it reset.
-            Self::PayloadTooLarge { .. } => {
+            Self::PayloadTooLarge { .. } | Self::BodyTimeout => {
                 response
                     .headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -200,6 +205,11 @@ mod tests {
                 413,
                 "request body is larger than 10 bytes",
             ),
+            (
+                ApiError::BodyTimeout,
+                408,
+                "the request body did not arrive within the request timeout",
+            ),
             (ApiError::retry_later("busy", 1), 503, "busy"),
             (ApiError::overloaded("queue full"), 503, "queue full"),
             (ApiError::unavailable("draining"), 503, "draining"),
@@ -242,6 +252,8 @@ mod tests {
     #[test]
     fn a_refused_body_closes_the_connection() {
         let response = ApiError::PayloadTooLarge { limit: 1 }.into_response();
+        assert_eq!(response.headers()[header::CONNECTION], "close");
+        let response = ApiError::BodyTimeout.into_response();
         assert_eq!(response.headers()[header::CONNECTION], "close");
         let response = ApiError::bad_request("x").into_response();
         assert!(response.headers().get(header::CONNECTION).is_none());
