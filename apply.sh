@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Deploy one environment of the stack, or update it: check this machine, build the binary,
 # bake the AMI (or reuse the one baked from the same inputs), terraform apply in workspace
-# ENV, smoke-test it, and print its URL and dashboard.
+# ENV, follow the instance refresh when the launch template changed, smoke-test it, and
+# print its URL and dashboard.
 #
-#   ./apply.sh [--yes] [--binary PATH] [--packer-subnet SUBNET] [ENV] [-var NAME=VALUE | -var-file=FILE]...
+#   ./apply.sh [--yes] [--binary PATH] [--packer-subnet SUBNET] [--rollout-wait SECONDS] [ENV] [-var NAME=VALUE | -var-file=FILE]...
+#   ./apply.sh --rollback [--yes] [ENV] [-var NAME=VALUE | -var-file=FILE]...
 #
 # ENV         the environment, i.e. the Terraform workspace (default dev): lowercase
 #             letters, digits and hyphens, e.g. perf1, nonreg1, production
@@ -14,6 +16,19 @@
 # --packer-subnet SUBNET   bake the AMI in this subnet (one with a route to an internet
 #             gateway) instead of the region's default VPC, for accounts that deleted it
 # -var, -var-file   passed on to terraform apply (ami_id, region and project are set here)
+# --rollback  deploy again the AMI this environment ran before its current one (recorded
+#             on its launch template as the tag PreviousAmi by the deploy that replaced it),
+#             with the same checks: nothing is built or baked
+# --rollout-wait SECONDS   how long to follow the instance refresh (default 1800)
+#
+# A deploy that changes the launch template (a new AMI, other user data) makes Terraform's
+# provider start an instance refresh and return at once. apply.sh follows it, printing its
+# progress, and fails (exit 1) with the refresh's status reason, each unhealthy instance's
+# console output and last service log lines, and the rollback command, when it fails, is
+# cancelled or rolled back, or runs longer than --rollout-wait; only after it succeeded
+# does scripts/validate.sh run. Which refresh: the one active after the apply, or one that
+# did not exist before it (ids compared, not times); the launch template's version before
+# and after the apply says whether there must be one.
 #
 # The project name is AXUM_ASG_PROJECT (default axum-asg): it prefixes every name and tags
 # the AMI and every resource; destroy.sh finds them by it.
@@ -24,12 +39,17 @@
 # reused when one of this project's AMIs is tagged with the same InputsHash (scripts/lib/
 # common.sh, inputs_hash: the binary and packer/). For the test suite only:
 # CANDIDATES_DIST_DIR (where --binary stages the binary; default dist/) and
-# CANDIDATES_PACKER_MANIFEST (the manifest Packer wrote; default packer/manifest.json).
+# CANDIDATES_PACKER_MANIFEST (the manifest Packer wrote; default packer/manifest.json);
+# CANDIDATES_ROLLOUT_POLL_SECS (scripts/lib/rollout.sh).
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/lib/common.sh"
 # shellcheck source=scripts/lib/raise.sh
 source "$REPO_ROOT/scripts/lib/raise.sh"
+# shellcheck source=scripts/lib/rollout.sh
+source "$REPO_ROOT/scripts/lib/rollout.sh"
+# shellcheck source=scripts/lib/logs.sh
+source "$REPO_ROOT/scripts/lib/logs.sh"
 
 
 # tf_var_arg OPTION VALUE: refuse the variables apply.sh owns.
@@ -44,6 +64,8 @@ env_name=
 auto_approve=0
 binary=
 packer_subnet=
+rollback=0
+rollout_wait=1800
 tf_args=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -52,6 +74,8 @@ while [ $# -gt 0 ]; do
     --binary=*) need_value --binary "${1#*=}"; binary=${1#*=}; shift ;;
     --packer-subnet) need_value "$@"; packer_subnet=$2; shift 2 ;;
     --packer-subnet=*) need_value --packer-subnet "${1#*=}"; packer_subnet=${1#*=}; shift ;;
+    --rollback) rollback=1; shift ;;
+    --rollout-wait) need_value "$@"; rollout_wait=$2; shift 2 ;;
     -h | --help) usage ;;
     -var) need_value "$@"; tf_var_arg "$1" "$2"; tf_args+=(-var "$2"); shift 2 ;;
     -var=*) need_value -var "${1#*=}"; tf_var_arg -var "${1#*=}"; tf_args+=("$1"); shift ;;
@@ -72,6 +96,9 @@ for i in "${!tf_args[@]}"; do
 done
 [ -z "$packer_subnet" ] || [[ $packer_subnet =~ ^subnet-[0-9a-f]+$ ]] ||
   { error "--packer-subnet takes a subnet id such as subnet-0123456789abcdef0, not '$packer_subnet'"; usage; }
+is_count "$rollout_wait" || { error "--rollout-wait takes a whole number of seconds, not '$rollout_wait'"; usage; }
+[ "$rollback" = 0 ] || [ -z "$binary$packer_subnet" ] ||
+  { error "--rollback deploys an AMI baked before: --binary and --packer-subnet have nothing to do"; usage; }
 auto_approve=$(auto_approve_in_ci "$auto_approve" applies)
 # The workspace is ENV; an inherited TF_WORKSPACE would override it (and make
 # `terraform workspace select` fail).
@@ -148,12 +175,12 @@ ami_from_manifest() {
   printf '%s\n' "$artifact"
 }
 
-# active_raise: "ASG MIN RESTORE TIME" of the temporary raise (scripts/scale.sh --min) on
-# the group of the selected workspace, when one is active; nothing on a first deploy.
+# active_raise OUTPUTS-JSON: "ASG MIN RESTORE TIME" of the temporary raise (scripts/scale.sh
+# --min) on the group of the selected workspace, when one is active; nothing on a first
+# deploy.
 active_raise() {
-  local outputs asg group raise
-  outputs=$(tf output -json) || die "step 'read the outputs (terraform output)' failed"
-  asg=$(jq -r '.asg_name.value // empty' <<<"$outputs")
+  local asg group raise
+  asg=$(jq -r '.asg_name.value // empty' <<<"$1")
   [ -n "$asg" ] || return 0
   group=$(group_json "$region" "$asg") ||
     die "step 'look for a temporary raise (aws autoscaling describe-auto-scaling-groups)' failed"
@@ -188,39 +215,148 @@ keep_raise() {
   fi
 }
 
+# bake_or_reuse_ami: sets $ami to the AMI of this binary and packer/: one baked before from
+# the same inputs, else a new one from Packer.
+bake_or_reuse_ami() {
+  local hash revision
+  if [ -n "$binary" ]; then
+    binary=$(stage_binary "$binary")
+    note "shipping $binary (--binary: not built here)"
+  else
+    binary=$(bash "$REPO_ROOT/scripts/build_release.sh" | tail -n 1) ||
+      die "step 'build the binary (scripts/build_release.sh)' failed: see the output above; nothing after it was run"
+  fi
+  [ -f "$binary" ] && [ -f "$binary.sha256" ] || die "$binary or its .sha256 is missing"
+
+  hash=$(inputs_hash "$binary") || die "step 'compute the inputs hash' failed"
+  note "AMI inputs hash: $hash"
+
+  ami=$(existing_ami "$region" "$hash") ||
+    die "step 'look for an existing AMI (aws ec2 describe-images)' failed: see the output above"
+  if [ -n "$ami" ]; then
+    note "reusing $ami: baked from the same inputs (InputsHash $hash), so Packer is skipped"
+  else
+    revision=$(git_revision)
+    note "no AMI with these inputs in $region: baking one with Packer (git revision $revision; about 10 minutes)"
+    check_bake_network "$region"
+    run_step "packer init" packer init "$REPO_ROOT/packer" >&2
+    run_step "packer build" packer build -var "git_revision=$revision" -var "inputs_hash=$hash" \
+      -var "region=$region" -var "binary_path=$binary" -var "project=$PROJECT_NAME" \
+      -var "subnet_id=$packer_subnet" "$REPO_ROOT/packer" >&2
+    ami=$(ami_from_manifest "${CANDIDATES_PACKER_MANIFEST:-$REPO_ROOT/packer/manifest.json}" "$region" "$hash")
+    note "Packer baked $ami"
+  fi
+}
+
+# rollback_ami: the AMI this environment ran before its current one, as the deploy that
+# replaced it recorded it (the tag PreviousAmi of the launch template), if it is still
+# registered and available.
+rollback_ami() {
+  local name=$PROJECT_NAME-$env_name templates previous images
+  templates=$(aws ec2 describe-launch-templates --region "$region" --launch-template-names "$name" --output json) ||
+    die "no launch template $name in $region (see the error above): is '$env_name' deployed there?"
+  previous=$(jq -r '.LaunchTemplates[0].Tags[]? | select(.Key == "PreviousAmi") | .Value' <<<"$templates")
+  [ -n "$previous" ] ||
+    die "no previous AMI recorded on the launch template $name (tag PreviousAmi): a deploy records the AMI it replaces, so an environment deployed only once has none to roll back to"
+  images=$(aws ec2 describe-images --region "$region" --owners self \
+    --filters "Name=image-id,Values=$previous" Name=state,Values=available --output json) ||
+    die "step 'look for the previous AMI (aws ec2 describe-images)' failed: see the output above"
+  [ "$(jq '.Images | length' <<<"$images")" -ge 1 ] ||
+    die "$previous, the AMI $name ran before, is no longer available in $region (deregistered?): deploy a build of the version you want with ./apply.sh $env_name"
+  printf '%s\n' "$previous"
+}
+
+# rollout_before OUTPUTS-JSON: the group before the apply, to follow its rollout after it.
+# Sets before_ami (the AMI the stack runs), before_version ("TEMPLATE VERSION" the group
+# launches; empty when there is no group yet) and before_refreshes (the ids of its instance
+# refreshes so far).
+rollout_before() {
+  local asg group refreshes
+  before_ami=$(jq -r '.ami_id.value // empty' <<<"$1")
+  before_version=''
+  before_refreshes=''
+  asg=$(jq -r '.asg_name.value // empty' <<<"$1")
+  [ -n "$asg" ] || return 0
+  group=$(group_json "$region" "$asg") || return 1
+  [ "$group" != null ] || return 0
+  before_version=$(template_version "$region" "$group") || return 1
+  [ -n "$before_version" ] || return 0
+  refreshes=$(refreshes_json "$region" "$asg") || return 1
+  before_refreshes=$(jq -r 'map(.InstanceRefreshId) | join(" ")' <<<"$refreshes")
+}
+
+# record_previous_ami TEMPLATE: when this apply replaced the AMI, the one it replaced goes
+# on the launch template as the tag PreviousAmi, which ./apply.sh --rollback deploys and
+# destroy.sh keeps. Terraform leaves the tag alone (ignore_tags in infra/providers.tf).
+record_previous_ami() {
+  [ -n "$before_ami" ] && [ "$before_ami" != "$ami" ] || return 0
+  aws ec2 create-tags --region "$region" --resources "$1" --tags "Key=PreviousAmi,Value=$before_ami" || return 1
+  note "recorded $before_ami, the AMI this deploy replaced, on $1 (tag PreviousAmi): ./apply.sh $env_name --rollback deploys it again"
+}
+
+# follow_rollout: after the apply, follow the instance refresh that replaces the group's
+# instances (see the header), and when it does not succeed, say what the new instances say
+# and how to roll back.
+follow_rollout() {
+  local outputs asg group after refreshes refresh='null' id attempt
+  outputs=$(tf output -json) || return 1
+  asg=$(jq -r '.asg_name.value // empty' <<<"$outputs")
+  group=$(group_json "$region" "$asg") || return 1
+  if [ -z "$asg" ] || [ "$group" = null ]; then
+    error "no Auto Scaling group '$asg' in $region after the apply"
+    return 1
+  fi
+  after=$(template_version "$region" "$group") || return 1
+  record_previous_ami "${after%% *}" ||
+    error "could not tag ${after%% *} with PreviousAmi=$before_ami (see above): ./apply.sh $env_name --rollback will not know the AMI before this one"
+  if [ -z "$before_version" ]; then
+    note "$asg is new: its instances launch from launch template version ${after#* }; no instance refresh to follow"
+    return 0
+  fi
+  # The provider starts the refresh before terraform apply returns; a second look, in case
+  # Auto Scaling does not list it at once.
+  for attempt in 1 2 3; do
+    refreshes=$(refreshes_json "$region" "$asg") || return 1
+    refresh=$(refresh_to_follow "$refreshes" "$before_refreshes") || return 1
+    [ "$refresh" = null ] && [ "$before_version" != "$after" ] && [ "$attempt" -lt 3 ] || break
+    sleep "$(rollout_poll_secs)"
+  done
+  if [ "$refresh" = null ]; then
+    if [ "$before_version" != "$after" ]; then
+      error "the launch template of $asg changed (version ${before_version#* } to ${after#* }) but no instance refresh started: its instances still run the old version. Start one: aws autoscaling start-instance-refresh --region $region --auto-scaling-group-name $asg"
+      return 1
+    fi
+    note "the launch template of $asg is unchanged (version ${after#* }): no instance refresh to follow"
+    return 0
+  fi
+  id=$(jq -r .InstanceRefreshId <<<"$refresh")
+  if [ "$before_version" != "$after" ]; then
+    note "the launch template of $asg went from version ${before_version#* } to ${after#* }: following instance refresh $id (up to ${rollout_wait}s)"
+  else
+    note "instance refresh $id of $asg is running (not started by this apply): following it (up to ${rollout_wait}s)"
+  fi
+  wait_for_refresh "$region" "$asg" "$id" "$rollout_wait" && return 0
+  error "the rollout of $ami to $asg did not complete; what its instances say:"
+  report_unhealthy_instances "$region" "$asg" "$(jq -r '.target_group_arn.value // empty' <<<"$outputs")" \
+    "$(jq -r '.log_group_name.value // empty' <<<"$outputs")"
+  if [ -n "$before_ami" ] && [ "$before_ami" != "$ami" ]; then
+    error "to go back to $before_ami, the AMI before this deploy: ./apply.sh $env_name --rollback"
+  fi
+  return 1
+}
+
 note "deploying $PROJECT_NAME-$env_name"
 
 check_args=()
-[ -z "$binary" ] || check_args=(--no-build)
+[ -z "$binary" ] && [ "$rollback" = 0 ] || check_args=(--no-build)
 run_step "check the environment (scripts/check_env.sh)" bash "$REPO_ROOT/scripts/check_env.sh" ${check_args[@]+"${check_args[@]}"}
 region=$(aws_region) || die "no AWS region: export AWS_REGION"
 
-if [ -n "$binary" ]; then
-  binary=$(stage_binary "$binary")
-  note "shipping $binary (--binary: not built here)"
+if [ "$rollback" = 1 ]; then
+  ami=$(rollback_ami) || exit 1
+  note "rolling $PROJECT_NAME-$env_name back to $ami, the AMI it ran before its current one"
 else
-  binary=$(bash "$REPO_ROOT/scripts/build_release.sh" | tail -n 1) ||
-    die "step 'build the binary (scripts/build_release.sh)' failed: see the output above; nothing after it was run"
-fi
-[ -f "$binary" ] && [ -f "$binary.sha256" ] || die "$binary or its .sha256 is missing"
-
-hash=$(inputs_hash "$binary") || die "step 'compute the inputs hash' failed"
-note "AMI inputs hash: $hash"
-
-ami=$(existing_ami "$region" "$hash") ||
-  die "step 'look for an existing AMI (aws ec2 describe-images)' failed: see the output above"
-if [ -n "$ami" ]; then
-  note "reusing $ami: baked from the same inputs (InputsHash $hash), so Packer is skipped"
-else
-  revision=$(git_revision)
-  note "no AMI with these inputs in $region: baking one with Packer (git revision $revision; about 10 minutes)"
-  check_bake_network "$region"
-  run_step "packer init" packer init "$REPO_ROOT/packer" >&2
-  run_step "packer build" packer build -var "git_revision=$revision" -var "inputs_hash=$hash" \
-    -var "region=$region" -var "binary_path=$binary" -var "project=$PROJECT_NAME" \
-    -var "subnet_id=$packer_subnet" "$REPO_ROOT/packer" >&2
-  ami=$(ami_from_manifest "${CANDIDATES_PACKER_MANIFEST:-$REPO_ROOT/packer/manifest.json}" "$region" "$hash")
-  note "Packer baked $ami"
+  bake_or_reuse_ami
 fi
 
 run_step "terraform init" tf init -input=false >&2
@@ -234,7 +370,8 @@ var_args=(${tf_args[@]+"${tf_args[@]}"} -var "ami_id=$ami" -var "region=$region"
 # Terraform gets the raised minimum rather than min_size, and the raise is recorded again
 # afterwards to restore the min_size of this apply. An apply whose own min_size covers the
 # raise ends it; one whose max_size is below it is refused before terraform apply.
-raise=$(active_raise) || exit 1
+stack_outputs=$(tf output -json) || die "step 'read the outputs (terraform output)' failed"
+raise=$(active_raise "$stack_outputs") || exit 1
 raise_fate=none
 if [ -n "$raise" ]; then
   read -r raise_asg raise_min _ raise_until <<<"$raise"
@@ -254,6 +391,9 @@ if [ -n "$raise" ]; then
   fi
 fi
 
+rollout_before "$stack_outputs" ||
+  die "step 'read the group's launch template and instance refreshes before the apply' failed: see the output above"
+
 apply_args=(-input=false)
 [ "$auto_approve" = 0 ] || apply_args+=(-auto-approve)
 apply_args+=("${var_args[@]}")
@@ -264,6 +404,7 @@ case $raise_fate in
   covered) run_step "end the temporary raise" raise_forget "$region" "$raise_asg" ;;
 esac
 
+run_step "follow the rollout (instance refresh)" follow_rollout
 run_step "validate the deployment (scripts/validate.sh)" bash "$REPO_ROOT/scripts/validate.sh" --env "$env_name"
 
 url=$(tf_output "$env_name" url) || die "step 'read the outputs' failed: terraform output url"

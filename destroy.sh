@@ -13,7 +13,8 @@
 # ENV was deployed with, else AXUM_ASG_PROJECT, default axum-asg) in that region are
 # deregistered and their EBS snapshots deleted, except those that the $Latest or $Default
 # version of any launch template in the region still uses, whatever project or tool made
-# it. The region is the one ENV was deployed to, else AWS_REGION, AWS_DEFAULT_REGION or
+# it, and those another environment would roll back to (./apply.sh ENV --rollback: the tag
+# PreviousAmi of its launch template). The region is the one ENV was deployed to, else AWS_REGION, AWS_DEFAULT_REGION or
 # the profile's.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -89,15 +90,18 @@ destroy_stack() {
 }
 
 # images_in_use: "AMI TEMPLATE" lines, one per AMI that the $Latest or $Default version of a
-# launch template of the region launches. Every template counts, not only those tagged with
-# this project: one deployed under another project name, or by another tool, must not lose
-# its AMI.
+# launch template of the region launches, and "AMI TEMPLATE(rollback)" for the AMI a
+# template records as its environment's rollback target (tag PreviousAmi, written by
+# apply.sh). Every template counts, not only those tagged with this project: one deployed
+# under another project name, or by another tool, must not lose its AMI.
 images_in_use() {
   local templates rows id name versions
   templates=$(aws ec2 describe-launch-templates --region "$region" --output json) ||
     die "step 'list launch templates (aws ec2 describe-launch-templates)' failed"
   rows=$(jq -r '.LaunchTemplates[]? | "\(.LaunchTemplateId) \(.LaunchTemplateName)"' <<<"$templates")
   [ -n "$rows" ] || return 0
+  jq -r '.LaunchTemplates[]? | .LaunchTemplateName as $name
+    | .Tags[]? | select(.Key == "PreviousAmi") | "\(.Value) \($name)(rollback)"' <<<"$templates"
   while read -r id name; do
     versions=$(aws ec2 describe-launch-template-versions --region "$region" --launch-template-id "$id" \
       --versions "\$Latest" "\$Default" --output json </dev/null) ||
@@ -134,7 +138,11 @@ remove_unused_amis() {
   while IFS=$'\t' read -r image name snapshots; do
     users=$(awk -v id="$image" '$1 == id { print $2 }' <<<"$in_use" | sort -u | paste -sd, -)
     if [ -n "$users" ]; then
-      note "keeping $image ($name): launch template $users of another environment still uses it"
+      if [[ $users == *"(rollback)"* ]]; then
+        note "keeping $image ($name): launch template $users of another environment still uses it ((rollback): the AMI ./apply.sh --rollback would deploy again)"
+      else
+        note "keeping $image ($name): launch template $users of another environment still uses it"
+      fi
       kept=$((kept + 1))
       continue
     fi

@@ -63,11 +63,13 @@ resource "aws_autoscaling_group" "this" {
     }
   }
 
-  # The first instances start the service at boot, and it calls DynamoDB at once: their role
-  # must already hold its permissions. The launch template references only the instance
-  # profile, which Terraform can create before the role's policies are attached.
+  # The first instances start the service at boot, and it calls DynamoDB at once (and the
+  # CloudWatch agent ships its first lines): their role must already hold its permissions.
+  # The launch template references only the instance profile, which Terraform can create
+  # before the role's policies are attached.
   depends_on = [
     aws_iam_role_policy.candidates_table,
+    aws_iam_role_policy.service_logs,
     aws_iam_role_policy_attachment.session_manager,
   ]
 

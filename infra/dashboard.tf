@@ -1,10 +1,22 @@
 # One dashboard to watch the group scale: capacity, CPU against the scaling thresholds,
-# traffic, latency, errors and target health, all at 1-minute resolution.
+# traffic, latency, errors and target health, all at 1-minute resolution; and, from the
+# service's own log lines, its errors by route.
 
 locals {
   asg_dimension = ["AutoScalingGroupName", aws_autoscaling_group.this.name]
   lb_dimension  = ["LoadBalancer", aws_lb.this.arn_suffix]
   tg_dimensions = ["TargetGroup", aws_lb_target_group.this.arn_suffix, "LoadBalancer", aws_lb.this.arn_suffix]
+
+  # CloudWatch Logs Insights reads the fields of the service's JSON lines (candidates'
+  # telemetry: one object a line, with route and status on every request line). 5xx answers
+  # are the service's errors; a 4xx is the client's.
+  errors_by_route_query = join(" | ", [
+    "SOURCE '${aws_cloudwatch_log_group.service.name}'",
+    "filter status >= 500",
+    "stats count(*) as errors by route, status",
+    "sort errors desc",
+    "limit 20",
+  ])
 
   cpu_annotations = local.step_scaling ? [
     { label = "scale out above ${var.scale_out_cpu_threshold} %", value = var.scale_out_cpu_threshold, color = "#d62728" },
@@ -98,6 +110,15 @@ locals {
           concat(["AWS/ApplicationELB", "UnHealthyHostCount"], local.tg_dimensions, [{ stat = "Maximum", label = "unhealthy" }]),
         ]
         yAxis = { left = { min = 0 } }
+      }
+    },
+    {
+      type = "log", x = 0, y = 18, width = 24, height = 6
+      properties = {
+        title  = "Service errors (5xx) by route, from its logs"
+        region = local.region
+        view   = "table"
+        query  = local.errors_by_route_query
       }
     },
   ]

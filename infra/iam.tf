@@ -1,6 +1,7 @@
 # The instances' role: exactly the DynamoDB actions the service calls
 # (candidates::store::IAM_ACTIONS), each on the one resource it is called on (Query on the
-# listing index, the rest on the table), plus Session Manager. No SSH key, no other permission.
+# listing index, the rest on the table), the CloudWatch agent's writes to the environment's
+# log group (logs.tf), plus Session Manager. No SSH key, no other permission.
 
 data "aws_iam_policy_document" "instance_assume_role" {
   statement {
@@ -17,7 +18,7 @@ data "aws_iam_policy_document" "instance_assume_role" {
 
 resource "aws_iam_role" "instance" {
   name                 = "${local.name}-instance"
-  description          = "Instances of ${local.name}: the candidates table and Session Manager"
+  description          = "Instances of ${local.name}: the candidates table, its log group and Session Manager"
   assume_role_policy   = data.aws_iam_policy_document.instance_assume_role.json
   max_session_duration = 3600
 }

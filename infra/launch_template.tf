@@ -1,5 +1,6 @@
 # What every instance of the group is: the baked AMI, hardened metadata, encrypted disk, the
-# instance role, and user data that configures the service for this environment.
+# instance role, and user data that configures the service and its log shipping for this
+# environment.
 
 data "aws_ami" "service" {
   filter {
@@ -33,6 +34,7 @@ resource "aws_launch_template" "this" {
 
   user_data = base64encode(templatefile("${path.module}/templates/user_data.sh.tftpl", {
     env_file_path        = local.env_file_path
+    log_group_name       = aws_cloudwatch_log_group.service.name
     table_name           = aws_dynamodb_table.candidates.name
     region               = local.region
     shutdown_drain_secs  = var.shutdown_drain_secs

@@ -26,6 +26,8 @@ locals {
   environment = terraform.workspace
   name        = "${var.project}-${local.environment}"
   table_name  = "${local.name}-candidates"
+  # The service's log lines, shipped by the CloudWatch agent baked into the AMI.
+  log_group_name = "/${var.project}/${local.environment}/candidates"
 
   region    = data.aws_service.dynamodb.region
   partition = data.aws_partition.current.partition
@@ -39,8 +41,9 @@ locals {
   ))
   azs = slice(local.usable_azs, 0, min(var.az_count, length(local.usable_azs)))
 
-  # Burstable families that support unlimited mode; see var.instance_type.
-  burstable = can(regex("^t(3|3a|4g)\\.", var.instance_type))
+  # Burstable families that support unlimited mode; see var.instance_type (t4g, the Graviton
+  # one, is refused there).
+  burstable = can(regex("^t(3|3a)\\.", var.instance_type))
 
   https        = var.certificate_arn != null
   step_scaling = var.scaling_mode == "step"

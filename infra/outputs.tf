@@ -8,6 +8,11 @@ output "alb_dns_name" {
   value       = aws_lb.this.dns_name
 }
 
+output "alb_arn_suffix" {
+  description = "ARN suffix of the load balancer (app/<name>/<id>), the LoadBalancer dimension of its CloudWatch metrics (scripts/rehearse.sh --load-from-cloudwatch reads them)."
+  value       = aws_lb.this.arn_suffix
+}
+
 output "asg_name" {
   description = "Name of the Auto Scaling group (for scripts/scale.sh and the AWS CLI)."
   value       = aws_autoscaling_group.this.name
@@ -26,6 +31,16 @@ output "dashboard_url" {
 output "target_group_arn" {
   description = "ARN of the target group (scripts wait on its target health)."
   value       = aws_lb_target_group.this.arn
+}
+
+output "log_group_name" {
+  description = "CloudWatch Logs group of the service's log lines, one stream per instance (scripts/logs.sh reads it)."
+  value       = aws_cloudwatch_log_group.service.name
+}
+
+output "ami_id" {
+  description = "The AMI the launch template launches (apply.sh records it as the rollback target of the next deploy)."
+  value       = aws_launch_template.this.image_id
 }
 
 output "region" {

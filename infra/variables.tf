@@ -99,13 +99,13 @@ variable "domain_name" {
 }
 
 variable "ssl_policy" {
-  description = "Security policy of the HTTPS listener (only used with certificate_arn): TLS 1.3 and 1.2 only by default."
+  description = "Security policy of the HTTPS listener (only used with certificate_arn). The default is the one AWS recommends: TLS 1.3 and 1.2 only, with hybrid post-quantum key exchange (ML-KEM) for clients that offer it and classical key exchange for the others. ELBSecurityPolicy-TLS13-1-2-2021-06 is the same without post-quantum key exchange."
   type        = string
-  default     = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  default     = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
 
   validation {
     condition     = startswith(var.ssl_policy, "ELBSecurityPolicy-")
-    error_message = "ssl_policy must be an ELB security policy name, such as ELBSecurityPolicy-TLS13-1-2-2021-06."
+    error_message = "ssl_policy must be an ELB security policy name, such as ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09."
   }
 }
 
@@ -131,7 +131,7 @@ variable "deletion_protection" {
 ################################################################################
 
 variable "ami_id" {
-  description = "The AMI baked by Packer (packer/), with the candidates binary and its systemd unit. Its architecture must match instance_type (x86_64 for t3/t3a, arm64 for t4g)."
+  description = "The AMI baked by Packer (packer/), with the candidates binary, its systemd unit and the CloudWatch agent. It is x86_64, as instance_type must be."
   type        = string
 
   validation {
@@ -142,12 +142,14 @@ variable "ami_id" {
 
 variable "instance_type" {
   description = <<-EOT
-    EC2 instance type. T3, T3a and T4g run in unlimited credit mode: a burstable instance in
-    standard mode that runs out of CPU credits is throttled to its baseline (10 % on a t3.micro),
-    so its CPUUtilization stays pinned near the baseline however loaded it is: the scale-out
-    alarm never sees the load and the group never grows. Unlimited mode lets it run at full
-    speed (surplus credits are billed) so the metric tells the truth. T2 (and T1) are refused:
-    previous generation, standard credits by default, slower and dearer than T3 per vCPU.
+    EC2 instance type, x86_64: the binary, the AMI and its build are x86_64 only, so AWS
+    Graviton (arm64) types such as t4g, c7g or m8g are refused. T3 and T3a run in unlimited
+    credit mode: a burstable instance in standard mode that runs out of CPU credits is
+    throttled to its baseline (10 % on a t3.micro), so its CPUUtilization stays pinned near the
+    baseline however loaded it is: the scale-out alarm never sees the load and the group never
+    grows. Unlimited mode lets it run at full speed (surplus credits are billed) so the metric
+    tells the truth. T2 (and T1) are refused: previous generation, standard credits by default,
+    slower and dearer than T3 per vCPU.
   EOT
   type        = string
   default     = "t3.micro"
@@ -159,7 +161,14 @@ variable "instance_type" {
 
   validation {
     condition     = !can(regex("^t[12]\\.", var.instance_type))
-    error_message = "T1/T2 instances are refused: once out of CPU credits they are throttled to baseline and CPUUtilization pins there, so CPU alarms see a lie. Use t3, t3a, t4g (unlimited mode) or a non-burstable type."
+    error_message = "T1/T2 instances are refused: once out of CPU credits they are throttled to baseline and CPUUtilization pins there, so CPU alarms see a lie. Use t3 or t3a (unlimited mode) or a non-burstable type."
+  }
+
+  # Graviton families: a1, and every family with a "g" after its generation number (t4g, c7g,
+  # c7gn, m8g, im4gn, is4gen, x2gd...). Intel and AMD families never have one there.
+  validation {
+    condition     = !can(regex("^(a1|[a-z]+[0-9]+[a-z]*g[a-z]*)\\.", var.instance_type))
+    error_message = "AWS Graviton (arm64) instance types such as t4g, c7g or m8g are not supported: the service binary, the AMI Packer bakes and its build instance are x86_64 only. Use an x86_64 type such as t3.micro, t3a.micro, c7i.large or m7i.large."
   }
 }
 
@@ -171,6 +180,21 @@ variable "root_volume_size_gib" {
   validation {
     condition     = var.root_volume_size_gib == null || try(var.root_volume_size_gib >= 1 && var.root_volume_size_gib <= 16384 && floor(var.root_volume_size_gib) == var.root_volume_size_gib, false)
     error_message = "root_volume_size_gib must be null or a whole number of GiB from 1 to 16384."
+  }
+}
+
+################################################################################
+# Logs
+################################################################################
+
+variable "log_retention_days" {
+  description = "Days CloudWatch Logs keeps the service's log lines (the log group /<project>/<environment>/candidates, one stream per instance). One of the values CloudWatch Logs accepts; 0 keeps them forever. Ingestion and storage are billed per GB."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of the retention periods CloudWatch Logs accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653 days, or 0 to keep the logs forever."
   }
 }
 

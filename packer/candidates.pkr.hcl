@@ -1,6 +1,8 @@
 # The AMI of the axum-asg Auto Scaling Group: Amazon Linux 2023 (x86_64), patched, with
-# the candidates binary and its hardened systemd unit installed and enabled. The unit
-# starts only once the launch template's user data has written its environment file.
+# the candidates binary and its hardened systemd unit installed and enabled, and the
+# CloudWatch agent that ships the service's log lines. The unit starts only once the
+# launch template's user data has written its environment file (and started the agent).
+# The image is sealed last: no machine-id, no cloud-init state of the build instance.
 #
 #   packer init packer/ && packer build -var git_revision=... -var inputs_hash=... packer/
 #
@@ -36,7 +38,8 @@ locals {
 }
 
 # The newest Amazon Linux 2023 standard image (not "minimal") for x86_64, published by
-# Amazon. The service binary is built for its glibc (2.34) by scripts/build_release.sh.
+# Amazon. The service binary is built for its glibc (2.34) by scripts/build_release.sh, for
+# x86_64 only: Graviton (arm64) is not offered (infra/ refuses such instance types).
 data "amazon-ami" "al2023" {
   region      = var.region
   owners      = ["amazon"]
@@ -123,10 +126,28 @@ build {
     destination = "${local.staging_dir}/candidates.service"
   }
 
+  # The log shipping: the CloudWatch agent's configuration (user data fills in the log
+  # group) and the rotation of the service's log file.
+  provisioner "file" {
+    sources = [
+      "${path.root}/files/cloudwatch-agent.json",
+      "${path.root}/files/candidates-logrotate.conf",
+      "${path.root}/files/candidates-logrotate.service",
+      "${path.root}/files/candidates-logrotate.timer",
+    ]
+    destination = "${local.staging_dir}/"
+  }
+
   provisioner "shell" {
     script           = "${path.root}/scripts/install.sh"
     environment_vars = ["STAGING_DIR=${local.staging_dir}"]
     execute_command  = "sudo env {{ .Vars }} bash {{ .Path }}"
+  }
+
+  # Last: nothing may run on the build instance after its identity is cleared.
+  provisioner "shell" {
+    script          = "${path.root}/scripts/seal.sh"
+    execute_command = "sudo env {{ .Vars }} bash {{ .Path }}"
   }
 
   post-processor "manifest" {

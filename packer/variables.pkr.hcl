@@ -20,8 +20,14 @@ variable "region" {
 
 variable "instance_type" {
   type        = string
-  description = "Instance type of the temporary build instance (x86_64)."
+  description = "Instance type of the temporary build instance: x86_64, like the image it builds."
   default     = "t3.small"
+
+  # The same rule as infra/'s instance_type: a Graviton type cannot boot the x86_64 base image.
+  validation {
+    condition     = !can(regex("^(a1|[a-z]+[0-9]+[a-z]*g[a-z]*)\\.", var.instance_type))
+    error_message = "The build instance must be x86_64, like the image: Graviton (arm64) types such as t4g or c7g are not supported."
+  }
 }
 
 variable "subnet_id" {

@@ -4,7 +4,8 @@
 # an overlay of this machine's root (no network but its own loopback), and checks that
 # the service works there: answers HTTP, stores in its state folder, lowers its
 # computation threads to nice 10, runs unprivileged under seccomp, and on SIGTERM drains
-# (the health path answers 503) and stops cleanly within its drain bounds.
+# (the health path answers 503) and stops cleanly within its drain bounds. Its log lines
+# go to /var/log/candidates/service.log, the file the CloudWatch agent ships.
 #
 #   sudo scripts/check_unit_in_container.sh [BINARY]   # default: dist/candidates
 #
@@ -24,7 +25,7 @@ require_cmd unshare "install util-linux"
 
 work=$(mktemp -d)
 trap 'rm -rf -- "$work"' EXIT
-mkdir -p "$work/out" "$work/dropin"
+mkdir -p "$work/out" "$work/dropin" "$work/logs"
 
 # The service user, as packer/scripts/install.sh creates it on the image.
 cp /etc/passwd "$work/passwd"
@@ -125,8 +126,16 @@ else
 fi
 expect "result after SIGTERM" "$(systemctl show -p Result --value candidates.service)" success
 expect "restarts" "$(systemctl show -p NRestarts --value candidates.service)" 0
+# systemd writes the service's output into the file the CloudWatch agent ships.
+if grep -q '"route":"/candidate/{name}"' /var/log/candidates/service.log 2>/dev/null; then
+  pass "the service's JSON lines go to /var/log/candidates/service.log"
+else
+  fail "no request line in /var/log/candidates/service.log"
+fi
 echo "--- journal of candidates.service"
-journalctl -u candidates.service --no-pager -o cat | tail -n 12
+journalctl -u candidates.service --no-pager -o cat | tail -n 6
+echo "--- /var/log/candidates/service.log"
+tail -n 6 /var/log/candidates/service.log
 echo "$failures failed"
 exit $((failures > 0))
 EOF
@@ -150,6 +159,7 @@ exec systemd-nspawn --quiet --directory="$work/root" --private-network --registe
   --bind-ro="$work/check.service:/etc/systemd/system/check.service" \
   --bind-ro="$work/check.target:/etc/systemd/system/check.target" \
   --bind-ro="$work/check.sh:/check.sh" --bind="$work/out:/out" \
+  --bind="$work/logs:/var/log/candidates" \
   --boot -- systemd.unit=check.target
 EOF
 if [ -s "$work/out/check.log" ]; then

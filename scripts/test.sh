@@ -32,6 +32,8 @@ install_test_tools() {
   ensure_cargo_tool cargo-nextest cargo-nextest 0.9
   ensure_apt_package binutils readelf
   ensure_apt_package jq
+  # The rotation of the service's log file, run on a copy of its configuration.
+  ensure_apt_package logrotate
   ensure_apt_package curl
   # The HTTPS deploy tests: a certificate for ACM, and a TLS front for the local service.
   ensure_apt_package openssl

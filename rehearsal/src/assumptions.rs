@@ -11,10 +11,13 @@ pub struct Assumptions {
     pub metric_delay_minutes: f64,
     /// Launch to InService (EC2 start, AL2023 boot, the service up); observed ~25 s to SSH.
     pub boot_secs: f64,
+    /// Launch to EC2's `running` state (pending is not billed).
+    pub pending_secs: f64,
     /// Warm-up when neither the policy nor the group sets one (Auto Scaling then falls back
     /// on the default cooldown, 300 s); used only when `instance_warmup_secs` is missing.
     pub default_warmup_secs: f64,
-    /// Target tracking's low alarm fires below this fraction of the target.
+    /// Target tracking's low alarm fires below this fraction of the target (observed 0.7 on
+    /// the alarms EC2 Auto Scaling creates: 50 -> 35).
     pub tt_scale_in_fraction: f64,
     /// Datapoints of target tracking's high alarm (N of N, one-minute periods).
     pub tt_scale_out_datapoints: f64,
@@ -34,14 +37,20 @@ pub struct Assumptions {
     /// Round trip to the store (DynamoDB: "single-digit milliseconds") for the profiles that
     /// use it (read, write, mixed).
     pub store_latency_ms: f64,
-    /// Bytes the load balancer processes per request (request + response), for LCUs.
-    pub bytes_per_request: f64,
+    /// Bytes of a request as the load balancer receives it (request line and headers).
+    pub request_bytes: f64,
+    /// Bytes of a response sent back to the client (headers and body): LCUs and data
+    /// transfer out.
+    pub response_bytes: f64,
     /// Requests a client sends on one connection, for the new-connections LCU dimension.
     pub requests_per_connection: f64,
     /// Seconds a client connection stays open, for the active-connections LCU dimension.
     pub connection_secs: f64,
     /// Desired capacity at the start; negative: the minimum in force at the start.
     pub initial_capacity: f64,
+    /// How full the CPU credit balance of the instances running at the start is (1: a day
+    /// of earnings, what an instance idle for a day holds; new instances start at 0).
+    pub initial_credit_fraction: f64,
 }
 
 impl Default for Assumptions {
@@ -49,8 +58,9 @@ impl Default for Assumptions {
         Assumptions {
             metric_delay_minutes: 2.0,
             boot_secs: 60.0,
+            pending_secs: 15.0,
             default_warmup_secs: 300.0,
-            tt_scale_in_fraction: 0.9,
+            tt_scale_in_fraction: 0.7,
             tt_scale_out_datapoints: 3.0,
             tt_scale_in_datapoints: 15.0,
             alarm_extra_datapoints: 2.0,
@@ -59,10 +69,12 @@ impl Default for Assumptions {
             vcpu_speed: 1.0,
             alb_latency_ms: 1.0,
             store_latency_ms: 5.0,
-            bytes_per_request: 1000.0,
+            request_bytes: 200.0,
+            response_bytes: 500.0,
             requests_per_connection: 10.0,
             connection_secs: 5.0,
             initial_capacity: -1.0,
+            initial_credit_fraction: 1.0,
         }
     }
 }
@@ -96,6 +108,7 @@ impl Assumptions {
                 "a whole number of minutes, at least 1 (a minute's datapoint exists once it ends)",
             ),
             "boot_secs" => (&mut self.boot_secs, value >= 0.0, "seconds, at least 0"),
+            "pending_secs" => (&mut self.pending_secs, value >= 0.0, "seconds, at least 0"),
             "default_warmup_secs" => (
                 &mut self.default_warmup_secs,
                 value >= 0.0,
@@ -142,11 +155,8 @@ impl Assumptions {
                 value >= 0.0,
                 "milliseconds, at least 0",
             ),
-            "bytes_per_request" => (
-                &mut self.bytes_per_request,
-                value >= 0.0,
-                "bytes, at least 0",
-            ),
+            "request_bytes" => (&mut self.request_bytes, value >= 0.0, "bytes, at least 0"),
+            "response_bytes" => (&mut self.response_bytes, value >= 0.0, "bytes, at least 0"),
             "requests_per_connection" => (
                 &mut self.requests_per_connection,
                 value >= 1.0,
@@ -161,6 +171,11 @@ impl Assumptions {
                 &mut self.initial_capacity,
                 whole,
                 "a whole number (negative: the minimum in force)",
+            ),
+            "initial_credit_fraction" => (
+                &mut self.initial_credit_fraction,
+                (0.0..=1.0).contains(&value),
+                "a fraction from 0 to 1",
             ),
             other => {
                 return Err(format!(

@@ -2,11 +2,15 @@
 //!
 //! The service runs on 127.0.0.1, pinned with `taskset` to one core (oha, the load, on
 //! another when there is one), with an in-memory SQLite store. For each profile oha sends
-//! as many requests as the core takes for a few seconds after a short warm-up, and the
-//! server's CPU time (user + system, all threads) comes from `/proc/<pid>/stat`. The cost is
-//! CPU time / 2xx answers, in microseconds of one core of this machine. `mixed` is, by its
-//! definition in loadtest.sh, 80 % reads and 20 % writes: 0.8 x read + 0.2 x write.
-//! Results are cached per binary (its SHA-256), so a rebuilt binary is measured again.
+//! as many requests as the core takes, in `SAMPLES` samples of a few seconds after a short
+//! warm-up, and the server's CPU time (user + system, all threads) comes from
+//! `/proc/<pid>/stat`. The profile's cost is its CPU time / 2xx answers over all samples, in
+//! microseconds of one core of this machine, reported with the spread of the samples' own
+//! costs, and the machine's load average before and after is recorded (another process on
+//! the core inflates the cost). The profiles' requests and the mixed split come from
+//! scripts/lib/load-profiles.env, as loadtest.sh sends them: mixed is the read share times
+//! the read cost plus the rest times the write cost. Results are cached per binary (its
+//! SHA-256), so a rebuilt binary is measured again.
 //! What this is not: an EC2 vCPU (see docs/REHEARSAL.md, "Calibration", for the factor and
 //! how to measure on an instance), nor DynamoDB's SDK cost (the store here is SQLite).
 
@@ -21,16 +25,30 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
+use crate::profiles::Profiles;
 
-/// The profiles loadtest.sh knows.
-pub const PROFILES: [&str; 5] = ["gtg", "read", "write", "mixed", "computation"];
+/// Samples per profile: their spread says how steady the machine was.
+pub const SAMPLES: usize = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfileCost {
+    /// CPU time over 2xx answers, all samples together.
     pub cpu_us_per_request: f64,
+    /// Each sample's cost.
+    pub samples: Vec<f64>,
+    /// (max - min) / median of the samples, in percent.
+    pub spread_percent: f64,
     pub requests: u64,
     pub cpu_secs: f64,
     pub rps: f64,
+}
+
+/// The machine's load average (1, 5, 15 minutes), from /proc/loadavg.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LoadAverage {
+    pub one: f64,
+    pub five: f64,
+    pub fifteen: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,9 +57,57 @@ pub struct Calibration {
     pub binary_sha256: String,
     pub measured_at: String,
     pub machine: String,
-    pub seconds_per_profile: f64,
+    pub cpus: usize,
+    pub load_before: Option<LoadAverage>,
+    pub load_after: Option<LoadAverage>,
+    /// Seconds of load per sample.
+    pub seconds_per_sample: f64,
     pub server_pinned_to_one_core: bool,
     pub profiles: BTreeMap<String, ProfileCost>,
+}
+
+/// A calibration, and whether it was measured now (else read from the cache).
+#[derive(Debug, Clone)]
+pub struct Calibrated {
+    pub calibration: Calibration,
+    pub measured: bool,
+}
+
+/// The median of `values` (not empty).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// (max - min) / median, in percent.
+pub fn spread_percent(values: &[f64]) -> f64 {
+    let (min, max) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    let mid = median(values);
+    if mid > 0.0 {
+        100.0 * (max - min) / mid
+    } else {
+        0.0
+    }
+}
+
+fn load_average() -> Option<LoadAverage> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().ok());
+    Some(LoadAverage {
+        one: fields.next()??,
+        five: fields.next()??,
+        fifteen: fields.next()??,
+    })
 }
 
 /// The SHA-256 of a file, hex.
@@ -65,14 +131,17 @@ pub fn load_or_measure(
     cache_dir: &Path,
     seconds: f64,
     force: bool,
-) -> Result<(Calibration, bool), Error> {
+) -> Result<Calibrated, Error> {
     let sha = sha256_of(binary)?;
     let file = cache_file(cache_dir, &sha);
     if !force
         && let Ok(text) = std::fs::read_to_string(&file)
         && let Ok(cached) = serde_json::from_str::<Calibration>(&text)
     {
-        return Ok((cached, false));
+        return Ok(Calibrated {
+            calibration: cached,
+            measured: false,
+        });
     }
     let calibration = measure(binary, &sha, seconds)?;
     std::fs::create_dir_all(cache_dir)
@@ -81,7 +150,10 @@ pub fn load_or_measure(
         serde_json::to_string_pretty(&calibration).map_err(|e| Error::failed(e.to_string()))?;
     std::fs::write(&file, text)
         .map_err(|e| Error::failed(format!("cannot write {}: {e}", file.display())))?;
-    Ok((calibration, true))
+    Ok(Calibrated {
+        calibration,
+        measured: true,
+    })
 }
 
 /// Stops the server however the measurement ends.
@@ -150,25 +222,24 @@ fn free_port() -> Result<u16, Error> {
         .map_err(|e| Error::failed(format!("no free port on 127.0.0.1: {e}")))
 }
 
-/// oha's arguments for one profile; the host's dots are quoted as one-character classes,
-/// because `--rand-regex-url` reads the whole URL as a regular expression.
-fn oha_target(profile: &str, port: u16) -> Vec<String> {
-    let plain = format!("http://127.0.0.1:{port}");
-    let regex = format!("http://127[.]0[.]0[.]1:{port}");
-    match profile {
-        "gtg" => vec![format!("{plain}/gtg")],
-        "computation" => vec![format!("{plain}/computation")],
-        "read" => vec![
-            "--rand-regex-url".into(),
-            format!("{regex}/candidate/loadtest-read-0[0-9]{{2}}"),
-        ],
-        _ => vec![
-            "-m".into(),
-            "POST".into(),
-            "--rand-regex-url".into(),
-            format!("{regex}/candidate/loadtest-write-[a-z0-9]{{12}}"),
-        ],
+/// oha's arguments for one single profile, as loadtest.sh sends it; a path with a class is
+/// a regular expression for `--rand-regex-url`, which reads the whole URL as one, so the
+/// host's dots are quoted as one-character classes.
+fn oha_target(profile: &str, port: u16) -> Result<Vec<String>, Error> {
+    let request = Profiles::shipped().requests.get(profile).ok_or_else(|| {
+        Error::failed(format!("profile {profile} sends no single kind of request"))
+    })?;
+    let mut args = Vec::new();
+    if request.method != "GET" {
+        args.extend(["-m".to_owned(), request.method.clone()]);
     }
+    if request.path.contains('[') {
+        args.push("--rand-regex-url".to_owned());
+        args.push(format!("http://127[.]0[.]0[.]1:{port}{}", request.path));
+    } else {
+        args.push(format!("http://127.0.0.1:{port}{}", request.path));
+    }
+    Ok(args)
 }
 
 /// Runs oha for `seconds`; returns the 2xx answers.
@@ -194,7 +265,7 @@ fn oha(profile: &str, port: u16, seconds: f64, pin: bool) -> Result<u64, Error> 
     command
         .arg("-z")
         .arg(format!("{}ms", (seconds * 1000.0) as u64));
-    command.args(oha_target(profile, port));
+    command.args(oha_target(profile, port)?);
     let output = command.stdin(Stdio::null()).output().map_err(|e| {
         Error::failed(format!(
             "cannot run oha (install it: cargo install oha): {e}"
@@ -273,45 +344,66 @@ fn measure(binary: &Path, sha: &str, seconds: f64) -> Result<Calibration, Error>
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    for i in 0..100 {
-        if http(port, "POST", &format!("/candidate/loadtest-read-{i:03}")) != Some(200) {
+    let profiles = Profiles::shipped();
+    for i in 0..profiles.read_seed_count {
+        let name = format!("{}{i:03}", profiles.read_seed_prefix);
+        if http(port, "POST", &format!("/candidate/{name}")) != Some(200) {
             return Err(Error::failed(
                 "cannot seed the candidates the read profile reads",
             ));
         }
     }
     let ticks = clock_ticks();
-    let mut profiles = BTreeMap::new();
-    for profile in ["gtg", "read", "write", "computation"] {
-        oha(profile, port, (seconds / 3.0).min(1.0), pin)?; // warm-up, not measured
-        let before = cpu_secs(pid, ticks)?;
-        let started = Instant::now();
-        let requests = oha(profile, port, seconds, pin)?;
-        let elapsed = started.elapsed().as_secs_f64();
-        let used = cpu_secs(pid, ticks)? - before;
-        if requests == 0 {
-            return Err(Error::failed(format!(
-                "calibration of {profile}: no 2xx answer"
-            )));
+    let load_before = load_average();
+    let mut costs = BTreeMap::new();
+    for profile in profiles.requests.keys() {
+        oha(profile, port, seconds.min(1.0), pin)?; // warm-up, not measured
+        let (mut requests, mut used, mut elapsed, mut samples) = (0, 0.0, 0.0, Vec::new());
+        for _ in 0..SAMPLES {
+            let before = cpu_secs(pid, ticks)?;
+            let started = Instant::now();
+            let answered = oha(profile, port, seconds, pin)?;
+            elapsed += started.elapsed().as_secs_f64();
+            let cpu = cpu_secs(pid, ticks)? - before;
+            if answered == 0 {
+                return Err(Error::failed(format!(
+                    "calibration of {profile}: no 2xx answer"
+                )));
+            }
+            samples.push(cpu * 1e6 / answered as f64);
+            requests += answered;
+            used += cpu;
         }
-        profiles.insert(
-            profile.to_owned(),
+        costs.insert(
+            profile.clone(),
             ProfileCost {
                 cpu_us_per_request: used * 1e6 / requests as f64,
+                spread_percent: spread_percent(&samples),
+                samples,
                 requests,
                 cpu_secs: used,
                 rps: requests as f64 / elapsed,
             },
         );
     }
-    let (read, write) = (&profiles["read"], &profiles["write"]);
+    let (read, write) = (&costs["read"], &costs["write"]);
+    let share = profiles.mixed_read_share;
+    let blend = |r: f64, w: f64| share * r + (1.0 - share) * w;
+    let samples: Vec<f64> = read
+        .samples
+        .iter()
+        .zip(&write.samples)
+        .map(|(r, w)| blend(*r, *w))
+        .collect();
     let mixed = ProfileCost {
-        cpu_us_per_request: 0.8 * read.cpu_us_per_request + 0.2 * write.cpu_us_per_request,
+        cpu_us_per_request: blend(read.cpu_us_per_request, write.cpu_us_per_request),
+        spread_percent: spread_percent(&samples),
+        samples,
         requests: read.requests + write.requests,
         cpu_secs: read.cpu_secs + write.cpu_secs,
-        rps: 1.0 / (0.8 / read.rps + 0.2 / write.rps),
+        rps: 1.0 / (share / read.rps + (1.0 - share) / write.rps),
     };
-    profiles.insert("mixed".to_owned(), mixed);
+    costs.insert("mixed".to_owned(), mixed);
     drop(server);
     Ok(Calibration {
         binary: binary.display().to_string(),
@@ -320,9 +412,12 @@ fn measure(binary: &Path, sha: &str, seconds: f64) -> Result<Calibration, Error>
             .round(jiff::Unit::Second)
             .map_or_else(|_| String::new(), |t| t.to_string()),
         machine: machine(),
-        seconds_per_profile: seconds,
+        cpus: cpus(),
+        load_before,
+        load_after: load_average(),
+        seconds_per_sample: seconds,
         server_pinned_to_one_core: pin,
-        profiles,
+        profiles: costs,
     })
 }
 
@@ -360,7 +455,10 @@ mod tests {
             binary_sha256: sha.clone(),
             measured_at: "then".into(),
             machine: "here".into(),
-            seconds_per_profile: 3.0,
+            cpus: 2,
+            load_before: None,
+            load_after: None,
+            seconds_per_sample: 2.0,
             server_pinned_to_one_core: true,
             profiles: BTreeMap::new(),
         };
@@ -369,9 +467,45 @@ mod tests {
             serde_json::to_string(&cached).expect("json"),
         )
         .expect("write");
-        let (got, measured) = load_or_measure(&binary, dir.path(), 3.0, false).expect("cached");
-        assert!(!measured);
-        assert_eq!(got, cached);
+        let got = load_or_measure(&binary, dir.path(), 3.0, false).expect("cached");
+        assert!(!got.measured);
+        assert_eq!(got.calibration, cached);
+    }
+
+    #[test]
+    fn a_profile_costs_its_samples_median_with_their_spread() {
+        // (samples, median, spread %)
+        for (samples, mid, spread) in [
+            (vec![10.0, 12.0, 11.0], 11.0, 200.0 / 11.0),
+            (vec![5.0, 5.0, 5.0], 5.0, 0.0),
+            (vec![1.0, 3.0], 2.0, 100.0),
+        ] {
+            assert_eq!(median(&samples), mid, "{samples:?}");
+            assert!(
+                (spread_percent(&samples) - spread).abs() < 1e-9,
+                "{samples:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn oha_sends_what_loadtest_sends() {
+        let read = oha_target("read", 8000).expect("read");
+        assert_eq!(read[0], "--rand-regex-url");
+        assert!(
+            read[1].starts_with("http://127[.]0[.]0[.]1:8000/candidate/"),
+            "{read:?}"
+        );
+        let write = oha_target("write", 8000).expect("write");
+        assert_eq!(&write[..2], ["-m", "POST"]);
+        assert_eq!(
+            oha_target("gtg", 8000).expect("gtg"),
+            ["http://127.0.0.1:8000/gtg"]
+        );
+        assert!(
+            oha_target("mixed", 8000).is_err(),
+            "mixed is two kinds side by side"
+        );
     }
 
     #[test]

@@ -3,10 +3,29 @@
 
 use std::path::PathBuf;
 
-use crate::calibrate::PROFILES;
 use crate::error::Error;
-use crate::report::Slo;
+use crate::profiles::Profiles;
 use crate::variables::Assignment;
+
+/// The SLO goals asked for: loadtest.sh's defaults (scripts/lib/load-profiles.env), except
+/// the throughput, which defaults to the load's own peak.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Goals {
+    pub rps: Option<f64>,
+    pub mean_ms: f64,
+    pub success_percent: f64,
+}
+
+impl Default for Goals {
+    fn default() -> Self {
+        let p = Profiles::shipped();
+        Goals {
+            rps: None,
+            mean_ms: p.slo_mean_ms,
+            success_percent: p.slo_success_percent,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -19,8 +38,10 @@ pub struct Options {
     pub load_csv: Option<PathBuf>,
     pub start: Option<String>,
     pub instance_rps: Option<f64>,
-    pub slo: Slo,
+    pub slo: Goals,
     pub compare: Option<PathBuf>,
+    /// A real run's samples.csv to fit the per-instance throughput from.
+    pub calibrate_from: Option<PathBuf>,
     pub out: Option<PathBuf>,
     pub infra: PathBuf,
     pub prices: Option<PathBuf>,
@@ -31,6 +52,10 @@ pub struct Options {
     pub recalibrate: bool,
     /// Check the arguments, variables and load, then stop (before any calibration).
     pub check_only: bool,
+    /// Print the loadtest.sh command that runs this load for real.
+    pub print_loadtest: bool,
+    /// loadtest.sh's own options (`--concurrency`, `--window`), for that command.
+    pub loadtest_options: Vec<(String, String)>,
     /// Notes for the user about arguments accepted but without effect.
     pub notes: Vec<String>,
 }
@@ -46,17 +71,20 @@ impl Default for Options {
             load_csv: None,
             start: None,
             instance_rps: None,
-            slo: Slo::default(),
+            slo: Goals::default(),
             compare: None,
+            calibrate_from: None,
             out: None,
             infra: PathBuf::from("infra"),
             prices: None,
             assumptions: Vec::new(),
             service_binary: None,
             cache_dir: None,
-            calibration_secs: 3.0,
+            calibration_secs: 2.0,
             recalibrate: false,
             check_only: false,
+            print_loadtest: false,
+            loadtest_options: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -94,7 +122,8 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
             Some((f, v)) if f.starts_with('-') => (f, Some(v.to_owned())),
             _ => (arg, None),
         };
-        let takes_value = !matches!(flag, "--recalibrate" | "--check") && flag.starts_with('-');
+        let takes_value = !matches!(flag, "--recalibrate" | "--check" | "--print-loadtest")
+            && flag.starts_with('-');
         let value = if takes_value {
             match inline {
                 Some(v) => v,
@@ -112,10 +141,11 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
             "-var-file" | "--var-file" => o.assignments.push(Assignment::File(value.into())),
             "-var" | "--var" => o.assignments.push(Assignment::Var(value)),
             "--profile" => {
-                if !PROFILES.contains(&value.as_str()) {
+                let profiles = Profiles::shipped();
+                if !profiles.knows(&value) {
                     return Err(Error::usage(format!(
                         "unknown profile '{value}' (one of {})",
-                        PROFILES.join(", ")
+                        profiles.names.join(", ")
                     )));
                 }
                 o.profile = value;
@@ -139,7 +169,7 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
             "--instance-rps" => {
                 o.instance_rps = Some(number(flag, &value, |v| v > 0.0, "a positive number")?)
             }
-            "--slo-rps" => o.slo.rps = number(flag, &value, |v| v >= 0.0, "a number >= 0")?,
+            "--slo-rps" => o.slo.rps = Some(number(flag, &value, |v| v >= 0.0, "a number >= 0")?),
             "--slo-mean-ms" => {
                 o.slo.mean_ms = number(flag, &value, |v| v > 0.0, "a positive number")?
             }
@@ -152,6 +182,7 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
                 )?;
             }
             "--compare" => o.compare = Some(value.into()),
+            "--calibrate-from" => o.calibrate_from = Some(value.into()),
             "--out" => o.out = Some(value.into()),
             "--infra" => o.infra = value.into(),
             "--prices" => o.prices = Some(value.into()),
@@ -168,8 +199,10 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
             }
             "--recalibrate" => o.recalibrate = true,
             "--check" => o.check_only = true,
+            "--print-loadtest" => o.print_loadtest = true,
             "--concurrency" | "--window" => {
                 positive_whole(flag, &value)?;
+                o.loadtest_options.push((flag.to_owned(), value.clone()));
                 o.notes.push(format!("{flag} is loadtest.sh's and does not change a rehearsal (the model's clients are the load balancer's, not oha's connections)"));
             }
             _ if flag.starts_with('-') => {
@@ -199,6 +232,11 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
         }
         _ => return Err(Error::usage("give --load-csv or --rate/--ramp, not both")),
     }
+    if o.instance_rps.is_some() && o.calibrate_from.is_some() {
+        return Err(Error::usage(
+            "give --instance-rps or --calibrate-from, not both: the fit is an instance rate",
+        ));
+    }
     Ok(o)
 }
 
@@ -225,8 +263,17 @@ mod tests {
             (o.profile.as_str(), o.rates.clone(), o.duration_secs),
             ("read", vec![200.0, 400.0], 60.0)
         );
-        assert_eq!(o.slo.rps, 600.0);
-        assert_eq!(o.slo.mean_ms, 400.0, "loadtest.sh's default");
+        assert_eq!(o.slo.rps, Some(600.0));
+        assert_eq!(
+            o.slo.mean_ms,
+            Profiles::shipped().slo_mean_ms,
+            "loadtest.sh's default"
+        );
+        assert_eq!(
+            parse(&args("--rate 5")).expect("valid").slo.rps,
+            None,
+            "the load's peak"
+        );
         let o =
             parse(&args("--rate 100 --ramp 1,2")).expect("ramp overrides rate, as in loadtest.sh");
         assert_eq!(o.rates, vec![1.0, 2.0]);
@@ -245,6 +292,10 @@ mod tests {
             ("--rate 5 --nope 1", "unknown option --nope"),
             ("a b --rate 5", "one environment only"),
             ("--rate 5 --slo-success 101", "percentage"),
+            (
+                "--rate 5 --instance-rps 9 --calibrate-from s.csv",
+                "not both",
+            ),
         ] {
             let err = parse(&args(line)).expect_err(line);
             assert!(

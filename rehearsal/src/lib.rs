@@ -3,14 +3,21 @@
 //! from the same Terraform variables `apply.sh` deploys. See docs/REHEARSAL.md.
 
 pub mod assumptions;
+pub mod bill;
 pub mod calibrate;
 pub mod cli;
+pub mod compare;
 pub mod error;
+pub mod fleet;
 pub mod load;
+pub mod loadtest_command;
 pub mod model;
 pub mod prices;
+pub mod profiles;
 pub mod report;
 pub mod rules;
 pub mod run;
 pub mod simulate;
+pub mod summary;
+pub mod terraform;
 pub mod variables;

@@ -1,12 +1,13 @@
 //! The load to replay, one offered request rate per minute: from loadtest.sh's arguments
 //! (`--rate`, `--ramp`, `--duration`, with the same meaning), or from a CSV of a day or a
-//! week (`minute,rps`, `time,rps`, or a samples.csv that loadtest.sh wrote).
+//! week (`minute,rps`, `time,rps`, or a samples.csv that loadtest.sh wrote). loadtest.sh
+//! plays the same CSVs with the same meaning (scripts/lib/loadplan.py).
 
 use std::path::Path;
 
-use jiff::Zoned;
 use jiff::civil::{DateTime, Time};
-use jiff::tz::TimeZone;
+use jiff::tz::{AmbiguousOffset, TimeZone};
+use jiff::{Timestamp, Zoned};
 
 use crate::error::Error;
 
@@ -15,8 +16,26 @@ use crate::error::Error;
 pub struct Load {
     pub rps: Vec<f64>,
     /// The wall-clock start the CSV's own times give, if they are full dates.
-    pub start: Option<DateTime>,
+    pub start: Option<CsvStart>,
     pub description: String,
+}
+
+/// Where a CSV's own times put its first row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CsvStart {
+    /// A date and time without an offset (`2026-12-07T06:30`): local to the schedules' time
+    /// zone, as `--start` is.
+    Local(DateTime),
+    /// An instant (`2026-12-07T06:30Z`, `2026-12-07T07:30+01:00`), as CloudWatch gives them.
+    Instant(Timestamp),
+}
+
+/// One row's time in a `time,rps` CSV.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Moment {
+    Instant(Timestamp),
+    Local(DateTime),
+    Clock(Time),
 }
 
 /// A rate held from `from` to `to` seconds.
@@ -123,12 +142,16 @@ fn column(header: &[String], names: &[&str]) -> Option<usize> {
         .find_map(|n| header.iter().position(|h| h == n))
 }
 
-/// A clock time (`06:30`) or a date and time (`2026-12-07T06:30`).
-fn parse_time(text: &str) -> Option<Result<DateTime, Time>> {
-    if let Ok(dt) = text.parse::<DateTime>() {
-        return Some(Ok(dt));
+/// An instant (`2026-12-07T06:30Z`), a date and time (`2026-12-07T06:30`) or a clock time
+/// (`06:30`). An offset makes an instant: a civil parse would drop it.
+fn parse_time(text: &str) -> Option<Moment> {
+    if let Ok(ts) = text.parse::<Timestamp>() {
+        return Some(Moment::Instant(ts));
     }
-    text.parse::<Time>().ok().map(Err)
+    if let Ok(dt) = text.parse::<DateTime>() {
+        return Some(Moment::Local(dt));
+    }
+    text.parse::<Time>().ok().map(Moment::Clock)
 }
 
 /// A load from a CSV: `minute,rps`, `time,rps`, or loadtest.sh's samples.csv.
@@ -177,13 +200,34 @@ pub fn from_csv(path: &Path) -> Result<Load, Error> {
     {
         let mut points = Vec::new();
         let mut first: Option<DateTime> = None;
+        let mut first_instant: Option<Timestamp> = None;
         let mut day_offset = 0i64;
         let mut previous_clock: Option<Time> = None;
         for (line, row) in &rows {
             let text = cell(row, time);
-            let at = match parse_time(&text) {
-                Some(Ok(dt)) => dt,
-                Some(Err(clock)) => {
+            let moment = parse_time(&text);
+            let mixed = match moment {
+                Some(Moment::Instant(_)) => first.is_some(),
+                Some(_) => first_instant.is_some(),
+                None => false,
+            };
+            if mixed {
+                return Err(usage(
+                    path,
+                    format!(
+                        "line {line}: time '{text}' mixes times with and without an offset (Z, +01:00)"
+                    ),
+                ));
+            }
+            let at = match moment {
+                Some(Moment::Instant(ts)) => {
+                    let origin = *first_instant.get_or_insert(ts);
+                    let minutes = ts.duration_since(origin).as_secs_f64() / 60.0;
+                    points.push((minutes, number(path, *line, "rps", &cell(row, rate))?));
+                    continue;
+                }
+                Some(Moment::Local(dt)) => dt,
+                Some(Moment::Clock(clock)) => {
                     // Clock times: a time earlier than the one before is the next day.
                     if previous_clock.is_some_and(|p| clock < p) {
                         day_offset += 1;
@@ -204,13 +248,14 @@ pub fn from_csv(path: &Path) -> Result<Load, Error> {
                 }
             };
             let origin = *first.get_or_insert(at);
-            let minutes = (at - origin)
-                .total(jiff::Unit::Minute)
-                .map_err(|e| usage(path, e))?;
+            // A plain duration: rows may span days (a week of dated rows).
+            let minutes = at.duration_since(origin).as_secs_f64() / 60.0;
             points.push((minutes, number(path, *line, "rps", &cell(row, rate))?));
         }
-        if previous_clock.is_none() {
-            start = first;
+        if let Some(ts) = first_instant {
+            start = Some(CsvStart::Instant(ts));
+        } else if previous_clock.is_none() {
+            start = first.map(CsvStart::Local);
         }
         segments = held(path, &points)?;
     } else {
@@ -251,23 +296,56 @@ fn held(path: &Path, points: &[(f64, f64)]) -> Result<Vec<Segment>, Error> {
     Ok(segments)
 }
 
+/// A wall-clock start, and a warning when daylight saving skips or repeats it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Start {
+    pub zoned: Zoned,
+    pub warning: Option<String>,
+}
+
+/// A civil date and time in `zone`: a time that daylight saving skips is taken after the
+/// jump, one it repeats at its first occurrence (jiff's "compatible" choice, as RFC 5545),
+/// with a warning either way.
+pub fn civil_start(dt: DateTime, zone: &TimeZone, what: &str) -> Result<Start, Error> {
+    let ambiguous = zone.to_ambiguous_zoned(dt);
+    let warning = match ambiguous.offset() {
+        AmbiguousOffset::Unambiguous { .. } => None,
+        AmbiguousOffset::Gap { before, after } => Some(format!(
+            "{what} {dt} does not exist in {}: daylight saving skips from {before} to {after}; the rehearsal starts after the jump",
+            zone.iana_name().unwrap_or("the time zone")
+        )),
+        AmbiguousOffset::Fold { before, after } => Some(format!(
+            "{what} {dt} happens twice in {} (daylight saving goes from {before} back to {after}); the rehearsal takes the first",
+            zone.iana_name().unwrap_or("the time zone")
+        )),
+    };
+    let zoned = ambiguous
+        .compatible()
+        .map_err(|e| Error::usage(format!("{what} {dt}: {e}")))?;
+    Ok(Start { zoned, warning })
+}
+
 /// `--start`: a date and time with an offset (`Z`, `+01:00`), a zone (`[Europe/Paris]`),
 /// or neither, in which case it is local to `zone` (the schedules' zone, else UTC).
-pub fn parse_start(text: &str, zone: &TimeZone) -> Result<Zoned, Error> {
+pub fn parse_start(text: &str, zone: &TimeZone) -> Result<Start, Error> {
     if let Ok(z) = text.parse::<Zoned>() {
-        return Ok(z);
+        return Ok(Start {
+            zoned: z,
+            warning: None,
+        });
     }
     if let Ok(ts) = text.parse::<jiff::Timestamp>() {
-        return Ok(ts.to_zoned(TimeZone::UTC));
+        return Ok(Start {
+            zoned: ts.to_zoned(TimeZone::UTC),
+            warning: None,
+        });
     }
-    text.parse::<DateTime>()
-        .ok()
-        .and_then(|dt| dt.to_zoned(zone.clone()).ok())
-        .ok_or_else(|| {
-            Error::usage(format!(
-                "--start '{text}' is not a date and time such as 2026-12-07T06:30 (local to the schedules' time zone), 2026-12-07T05:30Z or 2026-12-07T06:30[Europe/Paris]"
-            ))
-        })
+    match text.parse::<DateTime>() {
+        Ok(dt) => civil_start(dt, zone, "--start"),
+        Err(_) => Err(Error::usage(format!(
+            "--start '{text}' is not a date and time such as 2026-12-07T06:30 (local to the schedules' time zone), 2026-12-07T05:30Z or 2026-12-07T06:30[Europe/Paris]"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -316,8 +394,43 @@ mod tests {
         assert_eq!(load.rps, vec![10.0, 10.0, 20.0]);
         assert_eq!(
             load.start,
-            Some(jiff::civil::date(2026, 12, 7).at(6, 30, 0, 0))
+            Some(CsvStart::Local(
+                jiff::civil::date(2026, 12, 7).at(6, 30, 0, 0)
+            ))
         );
+    }
+
+    #[test]
+    fn dated_rows_may_span_a_week() {
+        let mut csv = String::from("time,rps\n");
+        for day in 7..=13 {
+            csv.push_str(&format!("2026-12-{day:02}T00:00,{day}\n"));
+        }
+        csv.push_str("2026-12-13T23:59,13\n");
+        let file = write(&csv);
+        let load = from_csv(file.path()).expect("a week");
+        assert_eq!(load.rps.len(), 7 * 1440);
+        assert_eq!(
+            (load.rps[0], load.rps[1440], load.rps[7 * 1440 - 1]),
+            (7.0, 8.0, 13.0)
+        );
+    }
+
+    #[test]
+    fn times_with_an_offset_are_instants() {
+        // An hour apart in UTC, whatever offset each row is written with.
+        let f = write("time,rps\n2026-12-07T06:30Z,10\n2026-12-07T08:31+01:00,20\n");
+        let load = from_csv(f.path()).expect("load");
+        assert_eq!(load.rps.len(), 62);
+        assert_eq!(
+            (load.rps[0], load.rps[60], load.rps[61]),
+            (10.0, 10.0, 20.0)
+        );
+        let start: Timestamp = "2026-12-07T06:30:00Z".parse().expect("instant");
+        assert_eq!(load.start, Some(CsvStart::Instant(start)));
+        let f = write("time,rps\n2026-12-07T06:30Z,10\n2026-12-07T06:31,20\n");
+        let err = from_csv(f.path()).expect_err("mixed");
+        assert!(err.to_string().contains("mixes times"), "{err}");
     }
 
     #[test]
@@ -331,33 +444,33 @@ mod tests {
     }
 
     #[test]
-    fn bad_csvs_are_usage_errors_that_say_why() {
-        for (text, reason) in [
-            ("when,how_many\n0,1\n", "expected the columns minute,rps"),
-            ("minute,rps\n0,-5\n", "must be a number >= 0"),
-            ("minute,rps\n0,lots\n", "is not a number"),
-            ("minute,rps\n", "no data rows"),
-            ("minute,rps\n2,1\n1,1\n", "must increase"),
-            ("time,rps\nnoon,1\n", "neither HH:MM"),
-        ] {
-            let f = write(text);
-            let err = from_csv(f.path()).expect_err(text);
-            assert!(
-                matches!(err, Error::Usage(_)) && err.to_string().contains(reason),
-                "{text}: {err}"
-            );
-        }
-    }
-
-    #[test]
     fn start_times_take_their_zone_or_the_schedules_one() {
         let paris = TimeZone::get("Europe/Paris").expect("zone");
-        let local = parse_start("2026-12-07T06:30", &paris).expect("local");
-        assert_eq!(local.timestamp().to_string(), "2026-12-07T05:30:00Z");
-        let utc = parse_start("2026-12-07T06:30Z", &paris).expect("utc");
-        assert_eq!(utc.timestamp().to_string(), "2026-12-07T06:30:00Z");
-        let zoned = parse_start("2026-07-06T07:00[Europe/Paris]", &TimeZone::UTC).expect("zoned");
-        assert_eq!(zoned.timestamp().to_string(), "2026-07-06T05:00:00Z");
+        // (text, zone, UTC start, warned)
+        let cases = [
+            ("2026-12-07T06:30", &paris, "2026-12-07T05:30:00Z", false),
+            ("2026-12-07T06:30Z", &paris, "2026-12-07T06:30:00Z", false),
+            (
+                "2026-07-06T07:00[Europe/Paris]",
+                &TimeZone::UTC,
+                "2026-07-06T05:00:00Z",
+                false,
+            ),
+            // 2026-03-29 02:30 does not exist in Paris (02:00 -> 03:00): after the jump.
+            ("2026-03-29T02:30", &paris, "2026-03-29T01:30:00Z", true),
+            // 2026-10-25 02:30 happens twice (03:00 -> 02:00): the first, still UTC+2.
+            ("2026-10-25T02:30", &paris, "2026-10-25T00:30:00Z", true),
+        ];
+        for (text, zone, utc, warned) in cases {
+            let start = parse_start(text, zone).expect(text);
+            assert_eq!(start.zoned.timestamp().to_string(), utc, "{text}");
+            assert_eq!(
+                start.warning.is_some(),
+                warned,
+                "{text}: {:?}",
+                start.warning
+            );
+        }
         assert!(parse_start("next monday", &paris).is_err());
     }
 }

@@ -1,20 +1,30 @@
 //! `rehearse`: see scripts/rehearse.sh, which builds it, finds the binary to calibrate and
 //! draws the chart. Prints the verdict; exits 0 (SLO met), 1 (missed), 2 (bad usage) or 3.
 
-use rehearsal::cli;
 use rehearsal::error::Error;
-use rehearsal::run;
+use rehearsal::{cli, loadtest_command, run};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let result = cli::parse(&args).and_then(|options| run::rehearse(&options, &env));
+    let result = cli::parse(&args)
+        .and_then(|options| run::rehearse(&options, &env).map(|report| (options, report)));
     match result {
-        Ok(report) => {
+        Ok((options, report)) => {
             for note in &report.notes {
                 eprintln!("NOTE: {note}");
             }
             print!("{}", report.verdict);
+            if let Some(summary) = report.summary.as_ref().filter(|_| options.print_loadtest) {
+                println!(
+                    "To run this load for real against {} (then rehearse again with --compare and its samples.csv):",
+                    options.env
+                );
+                println!(
+                    "  {}",
+                    loadtest_command::command_line(&options, &summary.slo.goals)
+                );
+            }
             std::process::exit(report.exit_code);
         }
         Err(err) => {

@@ -1,6 +1,11 @@
-//! The group the variables describe: every number the rules need, checked, with messages
-//! that name the variable. Nothing here is a second copy of a default: all comes from
-//! `crate::variables` (infra/ as Terraform reads it) or from a named assumption.
+//! The group the variables describe: every number the rules need. Nothing here is a second
+//! copy of a default: all comes from `crate::variables` (infra/ as Terraform reads it) or
+//! from a named assumption. What Terraform refuses has been refused before this runs
+//! (`crate::terraform`, with Terraform's messages); what Terraform accepts is rehearsed,
+//! with a warning when it deserves one. The model refuses only what it cannot represent
+//! (a value that is not a number, a period that is not whole minutes), naming the variable.
+
+use std::path::Path;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -10,7 +15,8 @@ use crate::error::Error;
 use crate::rules::alarm::{AlarmRule, MissingData};
 use crate::rules::schedule::ScheduledAction;
 use crate::rules::step::{AdjustmentType, Step};
-use crate::variables::Variables;
+use crate::terraform::{self, Context};
+use crate::variables::{self, Variables};
 
 /// Which way an alarm compares its metric with the threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,7 +63,6 @@ pub enum TrackedMetric {
 pub struct TargetPolicy {
     pub metric: TrackedMetric,
     pub target: f64,
-    pub scale_in_enabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -81,10 +86,20 @@ pub struct Group {
     pub deregistration_delay_secs: f64,
     pub shutdown_drain_secs: f64,
     pub request_timeout_secs: f64,
+    /// The target group's health check interval: a new target serves after one check.
     pub health_check_interval_secs: f64,
-    pub healthy_threshold: f64,
-    pub az_count: f64,
+    /// Availability Zones the group spreads over.
+    pub az_count: usize,
     pub public_ip_per_instance: bool,
+    /// The root volume's size (the variable, else the AMI's: Packer's default).
+    pub root_volume_gib: f64,
+    /// The launch template's detailed monitoring (1-minute metrics, billed).
+    pub detailed_monitoring: bool,
+    /// CloudWatch alarms the stack runs, target tracking's own included.
+    pub alarms: usize,
+    pub dashboards: usize,
+    /// Global secondary indexes every write also updates.
+    pub table_indexes: usize,
     pub scaling: Scaling,
     #[serde(serialize_with = "serialize_schedules")]
     pub schedules: Vec<ScheduledAction>,
@@ -167,11 +182,11 @@ impl Reader<'_> {
         }
     }
 
-    fn whole(&self, name: &str, least: f64) -> Result<i64, Error> {
+    fn whole(&self, name: &str) -> Result<i64, Error> {
         self.checked(
             name,
-            |v| v.fract() == 0.0 && v >= least,
-            &format!("must be a whole number of at least {least}"),
+            |v| v.fract() == 0.0,
+            "the rehearsal needs a whole number here",
         )
         .map(|v| v as i64)
     }
@@ -193,7 +208,7 @@ impl Reader<'_> {
 fn resource_attr<'a>(vars: &'a Variables, resource: &str, key: &str) -> Option<&'a Value> {
     vars.resources
         .get(resource)
-        .and_then(|attrs| attrs.get(key))
+        .and_then(|r| r.attributes.get(key))
 }
 
 fn alarm_rule(vars: &Variables, resource: &str, periods: usize) -> Result<AlarmRule, Error> {
@@ -215,43 +230,46 @@ fn alarm_rule(vars: &Variables, resource: &str, periods: usize) -> Result<AlarmR
     })
 }
 
-fn adjustment_type(
-    vars: &Variables,
-    resource: &str,
-) -> Result<(AdjustmentType, Option<i64>), Error> {
+/// A policy's adjustment type and minimum magnitude.
+struct Adjustment {
+    kind: AdjustmentType,
+    min_magnitude: Option<i64>,
+}
+
+fn adjustment(vars: &Variables, resource: &str) -> Result<Adjustment, Error> {
     let kind = match resource_attr(vars, resource, "adjustment_type").and_then(Value::as_str) {
         None => AdjustmentType::ChangeInCapacity,
         Some(text) => AdjustmentType::parse(text)
             .ok_or_else(|| Error::usage(format!("{resource}: unknown adjustment_type '{text}'")))?,
     };
-    let magnitude = resource_attr(vars, resource, "min_adjustment_magnitude")
+    let min_magnitude = resource_attr(vars, resource, "min_adjustment_magnitude")
         .and_then(Value::as_f64)
         .map(|m| m as i64);
-    Ok((kind, magnitude))
+    Ok(Adjustment {
+        kind,
+        min_magnitude,
+    })
 }
 
-fn step_policies(r: &Reader) -> Result<(StepPolicy, StepPolicy), Error> {
-    let out_threshold = r.checked(
-        "scale_out_cpu_threshold",
-        |v| v > 0.0 && v < 100.0,
-        "must be a percentage between 0 and 100",
-    )?;
-    let in_threshold = r.checked(
-        "scale_in_cpu_threshold",
-        |v| v > 0.0 && v < 100.0,
-        "must be a percentage between 0 and 100",
-    )?;
+/// The scale-out and scale-in step policies.
+struct StepPolicies {
+    out: StepPolicy,
+    scale_in: StepPolicy,
+}
+
+fn step_policies(r: &Reader, warnings: &mut Vec<String>) -> Result<StepPolicies, Error> {
+    let out_threshold = r.number("scale_out_cpu_threshold")?;
+    let in_threshold = r.number("scale_in_cpu_threshold")?;
     if in_threshold >= out_threshold {
-        return Err(r.bad(
-            "scale_in_cpu_threshold",
-            &format!("must be below scale_out_cpu_threshold ({out_threshold}), or the two alarms fight (terraform apply refuses it too)"),
+        warnings.push(format!(
+            "scale-in alarm at {in_threshold} % is not below scale-out at {out_threshold} %: the two alarms fight"
         ));
     }
     let period = |name: &str| {
         r.checked(
             name,
             |v| v >= 60.0 && v % 60.0 == 0.0,
-            "must be a multiple of 60 seconds, at least 60",
+            "the rehearsal models periods of whole minutes (a multiple of 60 seconds)",
         )
         .map(|v| (v / 60.0) as usize)
     };
@@ -262,7 +280,7 @@ fn step_policies(r: &Reader) -> Result<(StepPolicy, StepPolicy), Error> {
         .ok_or_else(|| {
             r.bad(
                 "scale_out_steps",
-                "needs at least one { lower_bound, adjustment }",
+                "the rehearsal needs at least one { lower_bound, adjustment }",
             )
         })?;
     let mut bounds = Vec::new();
@@ -270,30 +288,22 @@ fn step_policies(r: &Reader) -> Result<(StepPolicy, StepPolicy), Error> {
         let lower = step.get("lower_bound").and_then(Value::as_f64);
         let adjustment = step.get("adjustment").and_then(Value::as_f64);
         match (lower, adjustment) {
-            (Some(l), Some(a)) if a.fract() == 0.0 && a >= 1.0 => bounds.push((l, a)),
+            (Some(l), Some(a)) => bounds.push((l, a)),
             _ => {
                 return Err(r.bad(
                     "scale_out_steps",
-                    &format!("step {i} needs a lower_bound and a whole adjustment of at least 1"),
+                    &format!("step {i}: the rehearsal needs a lower_bound and an adjustment"),
                 ));
             }
         }
     }
-    if bounds[0].0 != 0.0 || bounds.windows(2).any(|w| w[1].0 <= w[0].0) {
-        return Err(r.bad(
-            "scale_out_steps",
-            "the first step must start at lower_bound 0 and lower bounds must increase",
-        ));
-    }
+    bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
     if let Some((last, _)) = bounds.last()
         && out_threshold + last >= 100.0
     {
-        return Err(r.bad(
-            "scale_out_steps",
-            &format!(
-                "the last step starts at {} % CPU, which average CPU never exceeds",
-                out_threshold + last
-            ),
+        warnings.push(format!(
+            "the last scale-out step starts at {} % CPU, which average CPU never exceeds: it never applies",
+            out_threshold + last
         ));
     }
     let steps = bounds
@@ -305,23 +315,19 @@ fn step_policies(r: &Reader) -> Result<(StepPolicy, StepPolicy), Error> {
             adjustment: *adjustment,
         })
         .collect();
-    let in_adjustment = r.checked(
-        "scale_in_adjustment",
-        |v| v.fract() == 0.0 && v <= -1.0,
-        "must be a negative whole number",
-    )?;
-    let out_periods = r.whole("scale_out_evaluation_periods", 1.0)? as usize;
-    let in_periods = r.whole("scale_in_evaluation_periods", 1.0)? as usize;
-    let (out_kind, out_magnitude) = adjustment_type(r.vars, "aws_autoscaling_policy.scale_out")?;
-    let (in_kind, in_magnitude) = adjustment_type(r.vars, "aws_autoscaling_policy.scale_in")?;
+    let in_adjustment = r.number("scale_in_adjustment")?;
+    let out_periods = r.whole("scale_out_evaluation_periods")? as usize;
+    let in_periods = r.whole("scale_in_evaluation_periods")? as usize;
+    let out_adjustment = adjustment(r.vars, "aws_autoscaling_policy.scale_out")?;
+    let in_kind = adjustment(r.vars, "aws_autoscaling_policy.scale_in")?;
     let out = StepPolicy {
         name: "cpu-high".to_owned(),
         alarm: alarm_rule(r.vars, "aws_cloudwatch_metric_alarm.cpu_high", out_periods)?,
         period_minutes: period("scale_out_period_secs")?,
         threshold: out_threshold,
         comparison: Comparison::GreaterThanThreshold,
-        adjustment_type: out_kind,
-        min_adjustment_magnitude: out_magnitude,
+        adjustment_type: out_adjustment.kind,
+        min_adjustment_magnitude: out_adjustment.min_magnitude,
         steps,
     };
     let scale_in = StepPolicy {
@@ -330,67 +336,96 @@ fn step_policies(r: &Reader) -> Result<(StepPolicy, StepPolicy), Error> {
         period_minutes: period("scale_in_period_secs")?,
         threshold: in_threshold,
         comparison: Comparison::LessThanThreshold,
-        adjustment_type: in_kind,
-        min_adjustment_magnitude: in_magnitude,
+        adjustment_type: in_kind.kind,
+        min_adjustment_magnitude: in_kind.min_magnitude,
         steps: vec![Step {
             lower: None,
             upper: Some(0.0),
             adjustment: in_adjustment,
         }],
     };
-    Ok((out, scale_in))
+    Ok(StepPolicies { out, scale_in })
 }
 
-fn schedules(r: &Reader) -> Result<Vec<ScheduledAction>, Error> {
+/// The scheduled actions the rehearsal can follow. One it cannot read (a cron feature AWS's
+/// recurrence does not have, an unknown time zone) is left out with a warning: Terraform
+/// plans it, and AWS would refuse it when applied.
+fn schedules(r: &Reader, warnings: &mut Vec<String>) -> Result<Vec<ScheduledAction>, Error> {
     let Some(map) = r.raw("schedules").and_then(Value::as_object) else {
         return Ok(Vec::new());
     };
-    map.iter()
-        .map(|(name, s)| {
-            let text = |key: &str| s.get(key).and_then(Value::as_str);
-            let size = |key: &str| s.get(key).and_then(Value::as_f64).unwrap_or(-1.0);
-            let sizes = [size("min_size"), size("max_size"), size("desired_capacity")];
-            if sizes.iter().any(|v| v.fract() != 0.0 || *v < -1.0) {
-                return Err(r.bad(
-                    "schedules",
-                    &format!("schedule '{name}': sizes must be whole numbers, -1 for unchanged"),
-                ));
-            }
-            if sizes.iter().all(|v| *v == -1.0) {
-                return Err(r.bad(
-                    "schedules",
-                    &format!("schedule '{name}' sets none of min_size, max_size, desired_capacity"),
-                ));
-            }
-            let recurrence = text("recurrence").ok_or_else(|| {
-                r.bad("schedules", &format!("schedule '{name}' has no recurrence"))
-            })?;
-            ScheduledAction::new(
-                name,
-                recurrence,
-                text("time_zone").unwrap_or("Etc/UTC"),
-                sizes.map(|v| v as i64),
-            )
-            .map_err(|e| Error::usage(format!("variable schedules: {e}")))
-        })
-        .collect()
+    let mut actions = Vec::new();
+    for (name, s) in map {
+        let text = |key: &str| s.get(key).and_then(Value::as_str);
+        let size = |key: &str| s.get(key).and_then(Value::as_f64).unwrap_or(-1.0);
+        let sizes = [size("min_size"), size("max_size"), size("desired_capacity")];
+        let Some(recurrence) = text("recurrence") else {
+            return Err(r.bad("schedules", &format!("schedule '{name}' has no recurrence")));
+        };
+        match ScheduledAction::new(
+            name,
+            recurrence,
+            text("time_zone").unwrap_or("Etc/UTC"),
+            sizes.map(|v| v as i64),
+        ) {
+            Ok(action) => actions.push(action),
+            Err(e) => warnings.push(format!(
+                "{e}: not rehearsed (Terraform plans it; AWS's PutScheduledUpdateGroupAction would refuse it on apply)"
+            )),
+        }
+    }
+    Ok(actions)
 }
 
 /// The group of `vars`, and the warnings the policy deserves before any load.
-pub fn group(vars: &Variables, assumptions: &Assumptions) -> Result<(Group, Vec<String>), Error> {
+#[derive(Debug)]
+pub struct Read {
+    pub group: Group,
+    pub warnings: Vec<String>,
+}
+
+/// How many of the stack's billable CloudWatch resources the plan creates: the module's
+/// alarms, two per target-tracking policy (AWS creates them), and dashboards.
+struct Monitoring {
+    alarms: usize,
+    dashboards: usize,
+}
+
+fn monitoring(vars: &Variables, context: &Context) -> Monitoring {
+    let count = |name: &str| terraform::instance_count(&vars.checks, context, name).unwrap_or(1);
+    let mut alarms = 0;
+    let mut dashboards = 0;
+    for (name, resource) in &vars.resources {
+        if name.starts_with("aws_cloudwatch_metric_alarm.") {
+            alarms += count(name);
+        } else if name.starts_with("aws_cloudwatch_dashboard.") {
+            dashboards += count(name);
+        } else if name.starts_with("aws_autoscaling_policy.")
+            && resource
+                .attributes
+                .get("policy_type")
+                .and_then(Value::as_str)
+                == Some("TargetTrackingScaling")
+        {
+            alarms += 2 * count(name);
+        }
+    }
+    Monitoring { alarms, dashboards }
+}
+
+/// Reads the group of `vars` (in workspace `workspace`, the environment).
+pub fn group(
+    vars: &Variables,
+    assumptions: &Assumptions,
+    workspace: &str,
+    infra: &Path,
+) -> Result<Read, Error> {
     let r = Reader { vars };
     let mut warnings = Vec::new();
-    let min_size = r.whole("min_size", 0.0)?;
-    let max_size = r.whole("max_size", 1.0)?;
-    if min_size > max_size {
-        return Err(r.bad(
-            "min_size",
-            &format!("must not exceed max_size ({max_size})"),
-        ));
-    }
+    let min_size = r.whole("min_size")?;
+    let max_size = r.whole("max_size")?;
     let warmup_secs = match r.optional_number("instance_warmup_secs") {
-        Some(v) if v >= 0.0 => v,
-        Some(_) => return Err(r.bad("instance_warmup_secs", "must be at least 0")),
+        Some(v) => v,
         None => {
             warnings.push(format!(
                 "warm-up unset: {} s default applies (Auto Scaling falls back on the default cooldown); set instance_warmup_secs",
@@ -399,21 +434,17 @@ pub fn group(vars: &Variables, assumptions: &Assumptions) -> Result<(Group, Vec<
             assumptions.default_warmup_secs
         }
     };
-    let non_negative = |name: &str, fallback: f64| match r.optional_number(name) {
-        Some(v) if v >= 0.0 => Ok(v),
-        Some(_) => Err(r.bad(name, "must be at least 0")),
-        None => Ok(fallback),
-    };
     let scaling = match r.string("scaling_mode")?.as_str() {
         "step" => {
-            let (out, scale_in) = step_policies(&r)?;
-            if out.threshold - scale_in.threshold < 10.0 {
+            let StepPolicies { out, scale_in } = step_policies(&r, &mut warnings)?;
+            if out.threshold > scale_in.threshold && out.threshold - scale_in.threshold < 10.0 {
                 warnings.push(format!(
                     "scale-in alarm at {} % is within 10 points of scale-out at {} %: expect flapping",
                     scale_in.threshold, out.threshold
                 ));
             } else if let Some(n) = (2..=max_size)
                 .find(|n| scale_in.threshold * *n as f64 / (*n - 1) as f64 > out.threshold)
+                .filter(|_| out.threshold > scale_in.threshold)
             {
                 warnings.push(format!(
                     "with {n} instances just under the scale-in threshold ({} %), removing one puts the others at {:.0} %, above scale-out ({} %): expect flapping",
@@ -425,24 +456,14 @@ pub fn group(vars: &Variables, assumptions: &Assumptions) -> Result<(Group, Vec<
             Scaling::Step { out, scale_in }
         }
         "target_tracking" => {
-            let target = r.checked(
-                "target_cpu_percent",
-                |v| v > 0.0 && v < 100.0,
-                "must be a percentage between 0 and 100",
-            )?;
             let mut policies = vec![TargetPolicy {
                 metric: TrackedMetric::Cpu,
-                target,
-                scale_in_enabled: true,
+                target: r.number("target_cpu_percent")?,
             }];
             if let Some(requests) = r.optional_number("target_requests_per_instance") {
-                if requests <= 0.0 {
-                    return Err(r.bad("target_requests_per_instance", "must be null or positive"));
-                }
                 policies.push(TargetPolicy {
                     metric: TrackedMetric::RequestsPerTarget,
                     target: requests,
-                    scale_in_enabled: true,
                 });
             }
             Scaling::TargetTracking { policies }
@@ -450,43 +471,76 @@ pub fn group(vars: &Variables, assumptions: &Assumptions) -> Result<(Group, Vec<
         other => {
             return Err(r.bad(
                 "scaling_mode",
-                &format!("'{other}' is neither \"step\" nor \"target_tracking\""),
+                &format!("the rehearsal models \"step\" and \"target_tracking\", not '{other}'"),
             ));
         }
     };
     let health = vars.locals.get("health_check");
-    let health_value = |key: &str| health.and_then(|h| h.get(key)).and_then(Value::as_f64);
-    let (interval, threshold) = match (health_value("interval"), health_value("healthy_threshold"))
+    let interval = match health
+        .and_then(|h| h.get("interval"))
+        .and_then(Value::as_f64)
     {
-        (Some(i), Some(t)) => (i, t),
-        _ => {
-            warnings.push("no literal local.health_check { interval, healthy_threshold } in infra/: the target group's defaults (30 s x 5) apply".to_owned());
-            (30.0, 5.0)
+        Some(i) => i,
+        None => {
+            warnings.push("no literal local.health_check { interval } in infra/: the target group's default (30 s) applies".to_owned());
+            30.0
         }
     };
     let public_ip = resource_attr(vars, "aws_subnet.public", "map_public_ip_on_launch")
         .and_then(Value::as_bool)
         .unwrap_or(true);
+    let root_volume_gib = match r.optional_number("root_volume_size_gib") {
+        Some(size) => size,
+        None => match variables::packer_default(infra, "root_volume_size").and_then(|v| v.as_f64())
+        {
+            Some(size) => size,
+            None => {
+                warnings.push("no root_volume_size_gib and no literal default of Packer's root_volume_size: the volume is priced at 8 GiB".to_owned());
+                8.0
+            }
+        },
+    };
+    let detailed_monitoring = vars
+        .resources
+        .get("aws_launch_template.this")
+        .and_then(|t| t.blocks.get("monitoring"))
+        .and_then(|m| m.first())
+        .and_then(|m| m.get("enabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let table_indexes = vars
+        .resources
+        .iter()
+        .filter(|(name, _)| name.starts_with("aws_dynamodb_table."))
+        .map(|(_, t)| t.blocks.get("global_secondary_index").map_or(0, Vec::len))
+        .sum();
+    let infra_text = infra.display().to_string();
+    let context = Context {
+        values: &vars.values,
+        workspace,
+        path: &infra_text,
+    };
+    let Monitoring { alarms, dashboards } = monitoring(vars, &context);
     let group = Group {
         instance_type: r.string("instance_type")?,
         min_size,
         max_size,
         warmup_secs,
-        deregistration_delay_secs: non_negative("deregistration_delay_secs", 300.0)?,
-        shutdown_drain_secs: non_negative("shutdown_drain_secs", 0.0)?,
-        request_timeout_secs: r
-            .optional_number("request_timeout_secs")
-            .filter(|v| *v > 0.0)
-            .unwrap_or(60.0),
+        deregistration_delay_secs: r
+            .optional_number("deregistration_delay_secs")
+            .unwrap_or(300.0),
+        shutdown_drain_secs: r.optional_number("shutdown_drain_secs").unwrap_or(0.0),
+        request_timeout_secs: r.number("request_timeout_secs")?,
         health_check_interval_secs: interval,
-        healthy_threshold: threshold,
-        az_count: r
-            .optional_number("az_count")
-            .filter(|v| *v >= 1.0)
-            .unwrap_or(2.0),
+        az_count: r.whole("az_count")?.max(1) as usize,
         public_ip_per_instance: public_ip,
+        root_volume_gib,
+        detailed_monitoring,
+        alarms,
+        dashboards,
+        table_indexes,
         scaling,
-        schedules: schedules(&r)?,
+        schedules: schedules(&r, &mut warnings)?,
     };
-    Ok((group, warnings))
+    Ok(Read { group, warnings })
 }

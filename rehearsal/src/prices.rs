@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::rules::cost::LcuSize;
+use crate::rules::cost::{LcuSize, Tier};
 
 /// The table shipped with the project.
 pub const BUILT_IN: &str = include_str!("../data/prices-us-east-1.json");
@@ -21,6 +21,28 @@ pub struct Prices {
     pub instances: BTreeMap<String, InstancePrice>,
     pub alb: AlbPrice,
     pub public_ipv4_usd_per_hour: f64,
+    /// Monthly prices are prorated over this many hours.
+    pub hours_per_month: f64,
+    /// Data out to the internet, by monthly tier.
+    pub data_transfer_out: Vec<Tier>,
+    pub ebs_gp3_usd_per_gb_month: f64,
+    pub cloudwatch: CloudWatchPrice,
+    pub dynamodb: DynamoDbPrice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+pub struct CloudWatchPrice {
+    pub metric_usd_per_month: f64,
+    /// Metrics detailed monitoring publishes per instance, each billed as a custom metric.
+    pub detailed_monitoring_metrics_per_instance: f64,
+    pub alarm_usd_per_month: f64,
+    pub dashboard_usd_per_month: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+pub struct DynamoDbPrice {
+    pub usd_per_million_read_units: f64,
+    pub usd_per_million_write_units: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
@@ -55,6 +77,11 @@ impl Prices {
         };
         let prices: Prices = serde_json::from_str(&text)
             .map_err(|e| Error::usage(format!("{name} is not a price table: {e}")))?;
+        if prices.hours_per_month <= 0.0 || prices.data_transfer_out.is_empty() {
+            return Err(Error::usage(format!(
+                "{name}: hours_per_month must be positive and data_transfer_out needs a tier"
+            )));
+        }
         if let Some((name, _)) = prices
             .instances
             .iter()

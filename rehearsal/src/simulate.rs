@@ -1,32 +1,37 @@
-//! The minute loop: it only composes the rules (`crate::rules`), in the order AWS applies
-//! them each minute:
-//! 1. instances whose termination is due leave the group;
+//! The minute loop: it only composes the rules (`crate::rules`) over the fleet
+//! (`crate::fleet`), in the order AWS applies them each minute:
+//! 1. instances whose termination is due leave the group (their surplus credits charged);
 //! 2. scheduled actions due this minute (cron in their own time zone) set min/max/desired;
 //! 3. every alarm evaluates the datapoints it can see (delayed, sliding, M of N);
 //! 4. every policy whose alarm is in ALARM asks for a capacity (re-invoked each minute
 //!    while the alarm stays in ALARM); the largest wins; the result is clamped;
-//! 5. the group launches or drains (oldest first) to reach the desired capacity;
+//! 5. the group launches into the short zones or deregisters by the termination policy;
 //! 6. the load balancer spreads the minute's requests over the targets that serve; the
-//!    queueing model gives CPU, latency and failures;
+//!    queueing model gives utilisation, latency and failures, the CPU rule the CPU;
 //! 7. the minute's datapoints are recorded (CPU of warm InService instances; requests per
-//!    target), and the seconds each instance was billed.
+//!    target), then what it used: billed seconds, CPU credits, LCUs, bytes, store requests.
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::assumptions::Assumptions;
-use crate::model::{Comparison, Group, Scaling, StepPolicy, TrackedMetric};
+use crate::bill::{self, Costs, Usage};
+use crate::fleet::Fleet;
+use crate::model::{Comparison, Group, Scaling, StepPolicy, TargetPolicy, TrackedMetric};
 use crate::prices::{InstancePrice, Prices};
+use crate::profiles::StoreMix;
 use crate::rules::alarm::{self, AlarmRule, AlarmState, MissingData};
 use crate::rules::alb;
 use crate::rules::capacity::{self, Counts, Direction, Request};
-use crate::rules::cost::{self, LcuUsage};
-use crate::rules::lifecycle::{Instance, LONG_AGO, Timings};
+use crate::rules::cost::LcuUsage;
+use crate::rules::cpu;
+use crate::rules::credits::{CreditAccount, CreditTerms};
+use crate::rules::lifecycle::Timings;
 use crate::rules::metric::{MinuteSamples, Series};
-use crate::rules::queueing::Station;
+use crate::rules::queueing::{Performance, Station};
 use crate::rules::schedule::{self, Sizes};
 use crate::rules::step;
-use crate::rules::target_tracking::{self, PolicyView};
+use crate::rules::target_tracking::{self, Datapoint, PolicyView};
 
 /// What one request costs and how long it waits outside the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -35,6 +40,9 @@ pub struct Workload {
     pub service_secs: f64,
     /// Load balancer, network and store latency per request.
     pub fixed_secs: f64,
+    /// The store's reads and writes per request.
+    #[serde(skip)]
+    pub store: StoreMix,
 }
 
 /// Everything one rehearsal needs.
@@ -49,6 +57,13 @@ pub struct Scenario<'a> {
     pub start: Timestamp,
 }
 
+/// An alarm's state in a minute.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmReading {
+    pub name: String,
+    pub state: AlarmState,
+}
+
 /// One simulated minute.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MinuteRow {
@@ -59,6 +74,8 @@ pub struct MinuteRow {
     pub max_size: i64,
     pub desired: i64,
     pub in_service: i64,
+    /// InService instances in each zone, in zone order.
+    pub in_service_by_zone: Vec<i64>,
     pub serving: f64,
     pub warming: i64,
     pub terminating: i64,
@@ -71,26 +88,16 @@ pub struct MinuteRow {
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub low_confidence: bool,
-    pub alarms: Vec<(String, AlarmState)>,
+    pub alarms: Vec<AlarmReading>,
     pub events: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Costs {
-    pub instances_usd: f64,
-    pub surplus_credits_usd: f64,
-    pub alb_hours_usd: f64,
-    pub alb_lcu_usd: f64,
-    pub public_ipv4_usd: f64,
-    pub total_usd: f64,
-    pub instance_hours: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Outcome {
     pub rows: Vec<MinuteRow>,
     pub costs: Costs,
-    pub initial: (i64, i64, i64),
+    /// The sizes in force at the start.
+    pub initial: Option<Sizes>,
     pub warnings: Vec<String>,
 }
 
@@ -100,6 +107,14 @@ struct LiveAlarm {
     rule: AlarmRule,
     period: usize,
     state: AlarmState,
+}
+
+/// What an alarm saw this minute, when it is in ALARM.
+struct Breach {
+    /// The value its policy compares (the Average of the datapoints it decided on).
+    value: f64,
+    /// The minutes of the one-minute datapoints it decided on, newest first.
+    minutes: Vec<i64>,
 }
 
 impl LiveAlarm {
@@ -112,30 +127,39 @@ impl LiveAlarm {
         }
     }
 
-    /// Evaluates at minute `now`; returns the aggregated value of the datapoints it used
-    /// when it is in ALARM (the policy's Average aggregation).
     fn evaluate(
         &mut self,
         series: &Series,
         now: i64,
         a: &Assumptions,
         breaches: impl Fn(f64) -> bool,
-    ) -> Option<f64> {
+    ) -> Option<Breach> {
         let count = self.rule.evaluation_periods + a.alarm_extra_datapoints as usize;
-        let range = series.evaluation_range(now, a.metric_delay_minutes as i64, self.period, count);
+        let delay = a.metric_delay_minutes as i64;
+        let range = series.evaluation_range(now, delay, self.period, count);
         let points: Vec<Option<bool>> = range.iter().map(|v| v.map(&breaches)).collect();
         self.state = alarm::evaluate(&self.rule, &points, self.state);
         if self.state != AlarmState::Alarm {
             return None;
         }
-        let used: Vec<f64> = range
+        let value = alarm::policy_metric(&range, self.rule.evaluation_periods)?;
+        let newest = now - delay;
+        let minutes = range
             .iter()
             .rev()
-            .flatten()
+            .enumerate()
+            .filter(|(_, v)| v.is_some())
             .take(self.rule.evaluation_periods)
-            .copied()
+            .map(|(back, _)| newest - (back * self.period) as i64)
             .collect();
-        (!used.is_empty()).then(|| used.iter().sum::<f64>() / used.len() as f64)
+        Some(Breach { value, minutes })
+    }
+
+    fn reading(&self) -> AlarmReading {
+        AlarmReading {
+            name: self.name.clone(),
+            state: self.state,
+        }
     }
 }
 
@@ -148,14 +172,13 @@ fn n_of_n(n: f64) -> AlarmRule {
 }
 
 /// The sizes in force at the start: each action's latest firing before it, in order.
-fn initial_sizes(s: &Scenario, delay: i64) -> (Sizes, Vec<String>) {
+fn initial_sizes(s: &Scenario, delay: i64, warnings: &mut Vec<String>) -> Sizes {
     let g = s.group;
     let mut sizes = Sizes {
         min: g.min_size,
         max: g.max_size,
         desired: g.min_size,
     };
-    let mut warnings = Vec::new();
     let mut last: Vec<Option<i64>> = vec![None; g.schedules.len()];
     // A month and a bit covers every cron the variable allows but yearly ones.
     for back in 1..=(32 * 1440) {
@@ -188,14 +211,143 @@ fn initial_sizes(s: &Scenario, delay: i64) -> (Sizes, Vec<String>) {
         sizes.min
     };
     sizes.desired = capacity::clamp(wanted, sizes.min, sizes.max);
-    (sizes, warnings)
+    sizes
 }
 
-/// Hourly totals of the load balancer's LCU dimensions.
-#[derive(Default, Clone, Copy)]
-struct HourUsage {
-    usage: LcuUsage,
-    minutes: f64,
+/// Zone names as the console shows their suffixes: a, b, c...
+fn zone_name(zone: usize) -> char {
+    char::from(b'a' + (zone % 26) as u8)
+}
+
+/// A step policy and its alarm.
+struct StepRule<'g> {
+    alarm: LiveAlarm,
+    policy: &'g StepPolicy,
+}
+
+/// A target-tracking policy and the two alarms AWS creates for it.
+struct TrackingRule {
+    high: LiveAlarm,
+    low: LiveAlarm,
+    policy: TargetPolicy,
+}
+
+/// The policies' requests this minute; alarm readings and events are appended.
+struct Decisions<'r> {
+    now: i64,
+    counts: Counts,
+    readings: &'r mut Vec<AlarmReading>,
+    events: &'r mut Vec<String>,
+    requests: Vec<Request>,
+}
+
+impl Decisions<'_> {
+    fn step(&mut self, rules: &mut [StepRule], cpu: &Series, a: &Assumptions) {
+        for rule in rules {
+            let (threshold, comparison) = (rule.policy.threshold, rule.policy.comparison);
+            let breach = rule
+                .alarm
+                .evaluate(cpu, self.now, a, |v| comparison.breaches(v, threshold));
+            self.readings.push(rule.alarm.reading());
+            let Some(breach) = breach else { continue };
+            let Some(found) = step::matching_step(&rule.policy.steps, threshold, breach.value)
+            else {
+                continue;
+            };
+            let direction = if found.adjustment > 0.0 {
+                Direction::Out
+            } else {
+                Direction::In
+            };
+            let current = capacity::current_capacity(direction, self.counts);
+            let asked = step::adjusted_capacity(
+                rule.policy.adjustment_type,
+                found.adjustment,
+                current,
+                rule.policy.min_adjustment_magnitude,
+            );
+            self.events.push(format!(
+                "{} ALARM at {:.1} %: {:+} from {current} asks {asked}",
+                rule.alarm.name, breach.value, found.adjustment
+            ));
+            self.requests.push(Request {
+                direction,
+                capacity: asked,
+            });
+        }
+    }
+
+    fn tracking(&mut self, rules: &mut [TrackingRule], series: &Metrics, a: &Assumptions) {
+        let mut views = Vec::new();
+        for rule in rules.iter_mut() {
+            let metric = series.of(rule.policy.metric);
+            let target = rule.policy.target;
+            let low_line = target * a.tt_scale_in_fraction;
+            let high = rule.high.evaluate(metric, self.now, a, |v| {
+                Comparison::GreaterThanThreshold.breaches(v, target)
+            });
+            let low = rule.low.evaluate(metric, self.now, a, |v| {
+                Comparison::LessThanThreshold.breaches(v, low_line)
+            });
+            self.readings.push(rule.high.reading());
+            self.readings.push(rule.low.reading());
+            let current_out = capacity::current_capacity(Direction::Out, self.counts) as f64;
+            let out_capacity = high.as_ref().map_or(0, |b| {
+                target_tracking::proportional_capacity(current_out, b.value, target)
+            });
+            let in_capacity = low
+                .as_ref()
+                .and_then(|b| {
+                    let points: Vec<Datapoint> = b
+                        .minutes
+                        .iter()
+                        .filter_map(|m| {
+                            Some(Datapoint {
+                                value: metric.period_average(*m, 1)?,
+                                capacity: series.serving(*m)?,
+                            })
+                        })
+                        .collect();
+                    target_tracking::scale_in_capacity(&points, target)
+                })
+                .unwrap_or(i64::MAX);
+            views.push(PolicyView {
+                high: high.is_some(),
+                out_capacity,
+                low: low.is_some(),
+                in_capacity,
+            });
+        }
+        for r in target_tracking::combine(&views) {
+            self.events
+                .push(format!("target tracking asks {}", r.capacity));
+            self.requests.push(r);
+        }
+    }
+}
+
+/// The metrics the alarms watch, and the capacity behind each minute.
+struct Metrics {
+    cpu: Series,
+    requests_per_target: Series,
+    /// Per minute: the targets that served (their average over the minute).
+    serving: Vec<f64>,
+}
+
+impl Metrics {
+    fn of(&self, metric: TrackedMetric) -> &Series {
+        match metric {
+            TrackedMetric::Cpu => &self.cpu,
+            TrackedMetric::RequestsPerTarget => &self.requests_per_target,
+        }
+    }
+
+    fn serving(&self, minute: i64) -> Option<f64> {
+        usize::try_from(minute)
+            .ok()
+            .and_then(|m| self.serving.get(m))
+            .copied()
+    }
 }
 
 /// Runs the rehearsal.
@@ -203,8 +355,9 @@ pub fn run(s: &Scenario) -> Outcome {
     let g = s.group;
     let a = s.assumptions;
     let timings = Timings {
+        pending_secs: a.pending_secs,
         boot_secs: a.boot_secs,
-        health_check_secs: g.health_check_interval_secs * g.healthy_threshold,
+        health_check_secs: g.health_check_interval_secs,
         warmup_secs: g.warmup_secs,
         deregistration_delay_secs: g.deregistration_delay_secs,
         shutdown_secs: g.shutdown_drain_secs,
@@ -215,57 +368,67 @@ pub fn run(s: &Scenario) -> Outcome {
         timeout_secs: g.request_timeout_secs,
         fixed_secs: s.workload.fixed_secs,
     };
+    let vcpus = f64::from(s.instance.vcpus);
+    let terms = s.instance.baseline_percent.map(|b| CreditTerms {
+        vcpus,
+        baseline: b / 100.0,
+    });
     let schedule_delay = a.schedule_delay_minutes as i64;
-    let (mut sizes, mut warnings) = initial_sizes(s, schedule_delay);
-    let initial = (sizes.min, sizes.max, sizes.desired);
-    let mut instances: Vec<Instance> = (0..sizes.desired)
-        .map(|_| Instance::launched(LONG_AGO))
-        .collect();
-    // Per instance, vCPU-seconds spent and earned (burstable credits).
-    let mut credits: Vec<(f64, f64)> = vec![(0.0, 0.0); instances.len()];
-    let mut cpu = Series::with_capacity(s.load.len());
-    let mut requests_per_target = Series::with_capacity(s.load.len());
+    let mut warnings = Vec::new();
+    let mut sizes = initial_sizes(s, schedule_delay, &mut warnings);
+    let initial = sizes;
+    let settled_credits = terms.map_or(CreditAccount::default(), |t| {
+        CreditAccount::with_balance(&t, a.initial_credit_fraction)
+    });
+    let mut fleet = Fleet::settled(sizes.desired as usize, g.az_count, settled_credits);
+    let mut metrics = Metrics {
+        cpu: Series::with_capacity(s.load.len()),
+        requests_per_target: Series::with_capacity(s.load.len()),
+        serving: Vec::with_capacity(s.load.len()),
+    };
 
-    let mut step_alarms: Vec<(LiveAlarm, &StepPolicy)> = Vec::new();
-    let mut tt_alarms: Vec<(LiveAlarm, LiveAlarm, TrackedMetric, f64)> = Vec::new();
+    let mut step_rules: Vec<StepRule> = Vec::new();
+    let mut tracking_rules: Vec<TrackingRule> = Vec::new();
     match &g.scaling {
         Scaling::Step { out, scale_in } => {
             for policy in [out, scale_in] {
-                step_alarms.push((
-                    LiveAlarm::new(policy.name.clone(), policy.alarm, policy.period_minutes),
+                step_rules.push(StepRule {
+                    alarm: LiveAlarm::new(policy.name.clone(), policy.alarm, policy.period_minutes),
                     policy,
-                ));
+                });
             }
         }
         Scaling::TargetTracking { policies } => {
-            for p in policies {
-                let label = match p.metric {
+            for policy in policies {
+                let label = match policy.metric {
                     TrackedMetric::Cpu => "cpu",
                     TrackedMetric::RequestsPerTarget => "requests",
                 };
-                tt_alarms.push((
-                    LiveAlarm::new(
+                tracking_rules.push(TrackingRule {
+                    high: LiveAlarm::new(
                         format!("tt-{label}-high"),
                         n_of_n(a.tt_scale_out_datapoints),
                         1,
                     ),
-                    LiveAlarm::new(
+                    low: LiveAlarm::new(
                         format!("tt-{label}-low"),
                         n_of_n(a.tt_scale_in_datapoints),
                         1,
                     ),
-                    p.metric,
-                    p.target,
-                ));
+                    policy: *policy,
+                });
             }
         }
     }
 
+    // Clock hours are UTC hours: where the start falls in its hour.
+    let minute_of_hour = (s.start.as_second().rem_euclid(3600) / 60) as usize;
+    let mut usage = Usage {
+        minutes: s.load.len(),
+        alb_hours: crate::rules::cost::billed_hours(minute_of_hour, s.load.len()),
+        ..Usage::default()
+    };
     let mut rows = Vec::with_capacity(s.load.len());
-    let mut hours: Vec<HourUsage> = vec![HourUsage::default(); s.load.len().div_ceil(60)];
-    let mut instance_secs = 0.0;
-    // Credit accounts of terminated instances, billed at the end.
-    let mut retired: Vec<(f64, f64)> = Vec::new();
     for (m, offered) in s.load.iter().copied().enumerate() {
         let now = m as i64;
         let t = m as f64 * 60.0;
@@ -273,15 +436,7 @@ pub fn run(s: &Scenario) -> Outcome {
         let mut events = Vec::new();
 
         // 1. Terminations that are due.
-        let mut i = 0;
-        while i < instances.len() {
-            if instances[i].is_gone(t, &timings) {
-                instances.swap_remove(i);
-                retired.push(credits.swap_remove(i));
-            } else {
-                i += 1;
-            }
-        }
+        fleet.remove_terminated(t, &timings);
         // 2. Scheduled actions.
         let fired_at = s.start + SignedDuration::from_mins(now - schedule_delay);
         for action in &g.schedules {
@@ -302,81 +457,18 @@ pub fn run(s: &Scenario) -> Outcome {
             }
         }
         // 3-4. Alarms and policies.
-        let counts = count(&instances, t, &timings);
-        let mut requests: Vec<Request> = Vec::new();
-        let mut alarm_states = Vec::new();
-        for (live, policy) in &mut step_alarms {
-            let threshold = policy.threshold;
-            let comparison = policy.comparison;
-            let value = live.evaluate(&cpu, now, a, |v| comparison.breaches(v, threshold));
-            alarm_states.push((live.name.clone(), live.state));
-            let Some(value) = value else { continue };
-            let Some(found) = step::matching_step(&policy.steps, threshold, value) else {
-                continue;
-            };
-            let direction = if found.adjustment > 0.0 {
-                Direction::Out
-            } else {
-                Direction::In
-            };
-            let current = capacity::current_capacity(direction, counts);
-            let asked = step::adjusted_capacity(
-                policy.adjustment_type,
-                found.adjustment,
-                current,
-                policy.min_adjustment_magnitude,
-            );
-            events.push(format!(
-                "{} ALARM at {value:.1} %: {:+} from {current} asks {asked}",
-                live.name, found.adjustment
-            ));
-            requests.push(Request {
-                direction,
-                capacity: asked,
-            });
-        }
-        let mut views = Vec::new();
-        for (high, low, metric, target) in &mut tt_alarms {
-            let series = match metric {
-                TrackedMetric::Cpu => &cpu,
-                TrackedMetric::RequestsPerTarget => &requests_per_target,
-            };
-            let target = *target;
-            let low_line = target * a.tt_scale_in_fraction;
-            let high_value = high.evaluate(series, now, a, |v| {
-                Comparison::GreaterThanThreshold.breaches(v, target)
-            });
-            let low_value = low.evaluate(series, now, a, |v| {
-                Comparison::LessThanThreshold.breaches(v, low_line)
-            });
-            alarm_states.push((high.name.clone(), high.state));
-            alarm_states.push((low.name.clone(), low.state));
-            let out_capacity = high_value.map_or(0, |v| {
-                target_tracking::proportional_capacity(
-                    capacity::current_capacity(Direction::Out, counts),
-                    v,
-                    target,
-                )
-            });
-            let in_capacity = low_value.map_or(i64::MAX, |v| {
-                target_tracking::proportional_capacity(
-                    capacity::current_capacity(Direction::In, counts),
-                    v,
-                    target,
-                )
-            });
-            views.push(PolicyView {
-                high: high_value.is_some(),
-                out_capacity,
-                low: low_value.is_some(),
-                in_capacity,
-                scale_in_enabled: true,
-            });
-        }
-        for r in target_tracking::combine(&views) {
-            events.push(format!("target tracking asks {}", r.capacity));
-            requests.push(r);
-        }
+        let counts = fleet.counts(t, &timings);
+        let mut readings = Vec::new();
+        let mut decisions = Decisions {
+            now,
+            counts,
+            readings: &mut readings,
+            events: &mut events,
+            requests: Vec::new(),
+        };
+        decisions.step(&mut step_rules, &metrics.cpu, a);
+        decisions.tracking(&mut tracking_rules, &metrics, a);
+        let requests = std::mem::take(&mut decisions.requests);
         let resolved = capacity::clamp(
             capacity::resolve(sizes.desired, counts, &requests),
             sizes.min,
@@ -387,58 +479,41 @@ pub fn run(s: &Scenario) -> Outcome {
             sizes.desired = resolved;
         }
         // 5. Launch or drain.
-        let active: Vec<usize> = (0..instances.len())
-            .filter(|&i| instances[i].draining_from.is_none())
-            .collect();
-        let active_count = active.len() as i64;
-        if sizes.desired > active_count {
-            let n = sizes.desired - active_count;
-            for _ in 0..n {
-                instances.push(Instance::launched(t));
-                credits.push((0.0, 0.0));
-            }
-            events.push(format!("launch {n}"));
-        } else if sizes.desired < active_count {
-            let mut oldest = active;
-            oldest.sort_by(|x, y| {
-                instances[*x]
-                    .launched_at
-                    .total_cmp(&instances[*y].launched_at)
-            });
-            let n = (active_count - sizes.desired) as usize;
-            for &i in oldest.iter().take(n) {
-                instances[i].draining_from = Some(t);
-            }
-            events.push(format!("drain {n} (oldest first)"));
+        let active = fleet.active_count() as i64;
+        if sizes.desired > active {
+            let zones: Vec<String> = (0..sizes.desired - active)
+                .map(|_| zone_name(fleet.launch(t)).to_string())
+                .collect();
+            events.push(format!(
+                "launch {} (zones {})",
+                zones.len(),
+                zones.join(", ")
+            ));
+        } else if sizes.desired < active {
+            let drained = fleet.drain((active - sizes.desired) as usize, t, &timings);
+            let names: Vec<String> = drained
+                .iter()
+                .map(|(id, zone)| format!("#{id} in {}", zone_name(*zone)))
+                .collect();
+            events.push(format!("terminate {}", names.join(", ")));
         }
         // 6. Traffic.
-        let counts = count(&instances, t, &timings);
-        let in_service = instances
+        let counts = fleet.counts(t, &timings);
+        let in_service_by_zone = fleet.in_service_by_zone(t, &timings);
+        let serving: f64 = fleet
+            .members
             .iter()
-            .filter(|i| !i.is_terminating(t) && i.in_service_at(&timings) <= t)
-            .count() as i64;
-        let serving: f64 = instances
-            .iter()
-            .map(|i| i.serving_fraction(t, &timings))
+            .map(|m| m.life.serving_fraction(t, &timings))
             .sum();
-        let (mut served, mut failed) = (0.0, offered);
-        let (mut mean, mut p50, mut p99, mut low_confidence, mut utilization) =
-            (None, None, None, false, 0.0);
-        if let Some(per_target) = alb::per_target_rps(offered, serving) {
-            let perf = station.perform(per_target);
-            served = perf.served_rps * serving;
-            failed = perf.failed_rps * serving;
-            mean = Some(perf.mean_ms);
-            p50 = Some(perf.p50_ms);
-            p99 = Some(perf.p99_ms);
-            low_confidence = perf.low_confidence;
-            utilization = perf.utilization;
-        }
-        let busy = utilization.min(1.0);
-        let instance_cpu = (a.idle_cpu_percent + 100.0 * busy).min(100.0);
-        // 7. Datapoints and billing.
-        let warm = instances.iter().filter(|i| i.is_warm(t, &timings)).count() as f64;
-        cpu.push(if warm > 0.0 {
+        let performance = alb::per_target_rps(offered, serving).map(|rps| station.perform(rps));
+        let utilization = performance.map_or(0.0, |p| p.utilization);
+        let instance_cpu = cpu::cpu_percent(a.idle_cpu_percent, utilization);
+        let (served, failed) = performance.map_or((0.0, offered), |p: Performance| {
+            (p.served_rps * serving, p.failed_rps * serving)
+        });
+        // 7. Datapoints, then what the minute used.
+        let warm = counts.warm as f64;
+        metrics.cpu.push(if warm > 0.0 {
             MinuteSamples::uniform(instance_cpu, warm)
         } else {
             MinuteSamples::default()
@@ -448,23 +523,42 @@ pub fn run(s: &Scenario) -> Outcome {
         } else {
             0.0
         };
-        requests_per_target.push(MinuteSamples::uniform(per_target_minute, 1.0));
-        let vcpus = f64::from(s.instance.vcpus);
-        let baseline = s.instance.baseline_percent.unwrap_or(100.0) / 100.0;
-        for (instance, account) in instances.iter().zip(credits.iter_mut()) {
-            let billed = instance.billed_secs(t, &timings);
-            let busy_secs = instance.serving_fraction(t, &timings) * 60.0 * busy
-                + a.idle_cpu_percent / 100.0 * billed;
-            account.0 += vcpus * busy_secs;
-            account.1 += vcpus * baseline * billed;
-            instance_secs += billed;
+        metrics
+            .requests_per_target
+            .push(MinuteSamples::uniform(per_target_minute, 1.0));
+        metrics.serving.push(serving);
+        let hour_ends = (minute_of_hour + m + 1).is_multiple_of(60);
+        for member in &mut fleet.members {
+            let running = member.life.billed_secs(t, &timings);
+            let busy = cpu::busy_vcpu_secs(
+                vcpus,
+                member.life.serving_secs(t, &timings),
+                instance_cpu,
+                running,
+                a.idle_cpu_percent,
+            );
+            if let Some(terms) = &terms {
+                member.credits.run(terms, running, busy);
+                if hour_ends {
+                    member.credits.hour_ends(terms);
+                }
+            }
+            usage.running_secs += running;
+            usage.present_secs += member.life.present_secs(t, &timings);
         }
-        let hour = &mut hours[m / 60];
         let new_connections = offered / a.requests_per_connection;
-        hour.usage.new_connections_per_sec += new_connections;
-        hour.usage.active_connections_per_min += new_connections * a.connection_secs;
-        hour.usage.gb_per_hour += offered * a.bytes_per_request * 3600.0 / 1e9;
-        hour.minutes += 1.0;
+        usage.lcu.record(
+            (minute_of_hour + m) / 60,
+            LcuUsage {
+                new_connections_per_sec: new_connections,
+                active_connections_per_min: new_connections * a.connection_secs,
+                gb_per_hour: offered * (a.request_bytes + a.response_bytes) * 3600.0 / 1e9,
+                rule_evaluations_per_sec: 0.0,
+            },
+        );
+        usage.bytes_out += served * 60.0 * a.response_bytes;
+        usage.store_reads += served * 60.0 * s.workload.store.reads;
+        usage.store_writes += served * 60.0 * s.workload.store.writes;
 
         rows.push(MinuteRow {
             minute: m,
@@ -473,7 +567,8 @@ pub fn run(s: &Scenario) -> Outcome {
             min_size: sizes.min,
             max_size: sizes.max,
             desired: sizes.desired,
-            in_service,
+            in_service: in_service_by_zone.iter().sum(),
+            in_service_by_zone,
             serving,
             warming: counts.warming,
             terminating: counts.terminating,
@@ -481,88 +576,20 @@ pub fn run(s: &Scenario) -> Outcome {
             utilization,
             served_rps: served,
             failed_rps: failed,
-            mean_ms: mean,
-            p50_ms: p50,
-            p99_ms: p99,
-            low_confidence,
-            alarms: alarm_states,
+            mean_ms: performance.map(|p| p.mean_ms),
+            p50_ms: performance.map(|p| p.p50_ms),
+            p99_ms: performance.map(|p| p.p99_ms),
+            low_confidence: performance.is_some_and(|p| p.low_confidence),
+            alarms: readings,
             events,
         });
     }
-    retired.extend(credits);
-    let costs = costs(s, &hours, instance_secs, &retired, rows.len());
+    (usage.credits_charged, usage.credits_outstanding) = fleet.credits();
+    let costs = bill::bill(&usage, g, &s.instance, s.prices);
     Outcome {
         rows,
         costs,
-        initial,
+        initial: Some(initial),
         warnings,
-    }
-}
-
-fn count(instances: &[Instance], t: f64, timings: &Timings) -> Counts {
-    let mut counts = Counts::default();
-    for i in instances {
-        if i.is_terminating(t) {
-            counts.terminating += 1;
-        } else if i.is_warm(t, timings) {
-            counts.warm += 1;
-        } else {
-            counts.warming += 1;
-        }
-    }
-    counts
-}
-
-fn costs(
-    s: &Scenario,
-    hours: &[HourUsage],
-    instance_secs: f64,
-    credits: &[(f64, f64)],
-    minutes: usize,
-) -> Costs {
-    let p = s.prices;
-    let instances_usd = cost::hourly(instance_secs, s.instance.usd_per_hour);
-    let surplus_credits_usd = s.instance.credit_usd_per_vcpu_hour.map_or(0.0, |price| {
-        credits
-            .iter()
-            .map(|(spent, earned)| cost::surplus_credits(*spent, *earned, price))
-            .sum()
-    });
-    let secs = minutes as f64 * 60.0;
-    let alb_hours_usd = cost::hourly(secs, p.alb.usd_per_hour);
-    let alb_lcu_usd: f64 = hours
-        .iter()
-        .filter(|h| h.minutes > 0.0)
-        .map(|h| {
-            let average = LcuUsage {
-                new_connections_per_sec: h.usage.new_connections_per_sec / h.minutes,
-                active_connections_per_min: h.usage.active_connections_per_min / h.minutes,
-                gb_per_hour: h.usage.gb_per_hour / h.minutes,
-                rule_evaluations_per_sec: 0.0,
-            };
-            cost::lcus(average, p.alb.lcu) * h.minutes / 60.0 * p.alb.usd_per_lcu_hour
-        })
-        .sum();
-    let instance_addresses = if s.group.public_ip_per_instance {
-        instance_secs
-    } else {
-        0.0
-    };
-    let public_ipv4_usd = cost::hourly(
-        s.group.az_count * secs + instance_addresses,
-        p.public_ipv4_usd_per_hour,
-    );
-    Costs {
-        instances_usd,
-        surplus_credits_usd,
-        alb_hours_usd,
-        alb_lcu_usd,
-        public_ipv4_usd,
-        total_usd: instances_usd
-            + surplus_credits_usd
-            + alb_hours_usd
-            + alb_lcu_usd
-            + public_ipv4_usd,
-        instance_hours: instance_secs / 3600.0,
     }
 }

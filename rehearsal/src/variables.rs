@@ -12,9 +12,9 @@
 //! Why parse HCL rather than ask Terraform (`terraform console`, a plan's JSON): a plan
 //! needs the provider, credentials and a state, takes seconds to minutes, and would make a
 //! rehearsal depend on an AWS account; the variables are plain literals, which `hcl-rs`
-//! evaluates exactly, in milliseconds, anywhere. The variables' own validation blocks are
-//! not evaluated (that would need Terraform's function library); the model checks every
-//! value it uses instead (`crate::model`), with messages naming the variable.
+//! evaluates exactly, in milliseconds, anywhere. The module's own checks (validations,
+//! preconditions) are collected here and evaluated by `crate::terraform`, with Terraform's
+//! messages.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,7 @@ use hcl::{Block, Body, Expression};
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::terraform::Checks;
 
 /// One `-var` or `-var-file`, in command-line order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +40,10 @@ pub struct Variables {
     pub origin: BTreeMap<String, String>,
     /// Literal `locals` of the module (those that need no variable).
     pub locals: BTreeMap<String, Value>,
-    /// Literal attributes of resources, keyed "type.name".
-    pub resources: BTreeMap<String, BTreeMap<String, Value>>,
+    /// Resources, keyed "type.name", by their literal attributes and nested blocks.
+    pub resources: BTreeMap<String, Resource>,
+    /// The module's validations, preconditions and checks.
+    pub checks: Checks,
     /// Files read, in order.
     pub files: Vec<String>,
     pub warnings: Vec<String>,
@@ -50,6 +53,14 @@ impl Variables {
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.values.get(name)
     }
+}
+
+/// A resource block's literals: its attributes, and its nested blocks' (one level down).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resource {
+    pub attributes: BTreeMap<String, Value>,
+    /// Nested blocks by kind, each by its literal attributes.
+    pub blocks: BTreeMap<String, Vec<BTreeMap<String, Value>>>,
 }
 
 /// A Terraform type constraint.
@@ -292,6 +303,41 @@ fn literal_attributes(block: &Block) -> BTreeMap<String, Value> {
         .collect()
 }
 
+fn resource(block: &Block) -> Resource {
+    let mut blocks: BTreeMap<String, Vec<BTreeMap<String, Value>>> = BTreeMap::new();
+    for nested in block.body().blocks() {
+        blocks
+            .entry(nested.identifier().to_owned())
+            .or_default()
+            .push(literal_attributes(nested));
+    }
+    Resource {
+        attributes: literal_attributes(block),
+        blocks,
+    }
+}
+
+/// The default of Packer variable `name` in the template beside `infra` (`../packer`), when
+/// it is a literal.
+pub fn packer_default(infra: &Path, name: &str) -> Option<Value> {
+    let packer = infra.join("../packer");
+    tf_files(&packer)
+        .ok()?
+        .iter()
+        .filter(|p| ends_with(p, ".pkr.hcl"))
+        .filter_map(|p| parse_file(p).ok())
+        .flat_map(Body::into_blocks)
+        .find(|b| {
+            b.identifier() == "variable" && b.labels().first().is_some_and(|l| l.as_str() == name)
+        })
+        .and_then(|b| {
+            b.body()
+                .attributes()
+                .find(|a| a.key() == "default")
+                .and_then(|a| evaluate(a.expr()).ok())
+        })
+}
+
 /// Loads the variables of the root module in `infra`, as Terraform would with `env` (the
 /// process environment, for `TF_VAR_*`) and the command line's `assignments`.
 pub fn load(
@@ -302,7 +348,11 @@ pub fn load(
     let mut declared: BTreeMap<String, Declared> = BTreeMap::new();
     let mut vars = Variables::default();
     for path in tf_files(infra)?.iter().filter(|p| ends_with(p, ".tf")) {
+        let file = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         for block in parse_file(path)?.into_blocks() {
+            vars.checks.collect(&file, &block);
             match (block.identifier(), block.labels()) {
                 ("variable", [label]) => {
                     let name = label.as_str().to_owned();
@@ -325,7 +375,7 @@ pub fn load(
                 ("resource", [kind, name]) => {
                     vars.resources.insert(
                         format!("{}.{}", kind.as_str(), name.as_str()),
-                        literal_attributes(&block),
+                        resource(&block),
                     );
                 }
                 _ => {}

@@ -162,7 +162,21 @@ fn compare_lays_a_real_run_over_the_prediction() {
     assert!(stdout.contains("compare"), "{stdout}");
     let s = summary(both.path());
     assert_eq!(s["compare"]["windows"], 20);
-    assert_eq!(s["compare"]["max_in_service"], 4.0);
+    // 44 s of samples: one minute. Real in-service capacity, weighted by the time each
+    // window covers: 2 for 11 s, 3 for 11 s, 4 for 22 s = 3.25; predicted 2 (min_size).
+    let minutes = s["compare"]["minutes"].as_array().expect("minutes");
+    assert_eq!(minutes.len(), 1);
+    assert_eq!(minutes[0]["in_service"]["real"], 3.25);
+    assert_eq!(minutes[0]["in_service"]["predicted"], 2.0);
+    assert_eq!(s["compare"]["mean_absolute_error"]["in_service"], 1.25);
+    assert_eq!(s["compare"]["mean_error"]["in_service"], -1.25);
+    let compare_csv =
+        std::fs::read_to_string(both.path().join("compare.csv")).expect("compare.csv");
+    assert_eq!(compare_csv.lines().count(), 2, "{compare_csv}");
+    assert!(
+        stdout.contains("mean absolute error per minute: desired 1.25, in service 1.25"),
+        "{stdout}"
+    );
     let (one, two) = (
         std::fs::read(alone.path().join("chart.png")).expect("chart"),
         std::fs::read(both.path().join("chart.png")).expect("chart"),

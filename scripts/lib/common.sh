@@ -275,3 +275,13 @@ use_aws_region() {
   region=$(aws_region) || die "no AWS region: set AWS_REGION (or a region in your AWS profile)"
   export AWS_REGION=$region AWS_DEFAULT_REGION=$region
 }
+
+# group_json REGION ASG: the Auto Scaling group as describe-auto-scaling-groups describes it
+# (its launch template and version, its instances with theirs), or null when there is no
+# such group.
+group_json() {
+  local groups
+  groups=$(aws autoscaling describe-auto-scaling-groups --region "$1" --auto-scaling-group-names "$2" --output json) ||
+    return 1
+  jq '.AutoScalingGroups[0]' <<<"$groups"
+}

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Turns oha's JSON summaries into the load test's CSV, verdict and chart.
 
-    loadreport.py window  CSV ELAPSED TARGET_RATE DESIRED IN_SERVICE CPU OHA_JSON...
+    loadreport.py window  CSV ELAPSED TARGET_RATE DESIRED IN_SERVICE CPU [--seconds S] OHA_JSON...
         append one row (one time window) to CSV; several JSON files (the mixed profile
-        runs a reader and a writer side by side) are merged into one row
-    loadreport.py verdict CSV --rps R --mean-ms M --success PCT
-        print the summary and the SLO verdict; exit 1 when a goal is missed
+        runs a reader and a writer side by side) are merged into one row; with --seconds,
+        the 2xx rate is over the window's S seconds (a --load-csv window that sent its
+        requests and then waited), else over oha's own run time
+    loadreport.py verdict CSV [--rps R] [--mean-ms M] [--success PCT]
+        print the summary and the SLO verdict; exit 1 when a goal is missed (goals default
+        to load-profiles.env's SLO_RPS, SLO_MEAN_MS, SLO_SUCCESS_PERCENT)
     loadreport.py chart   CSV PNG
         request rate, p50/p99 latency and capacity over time (needs matplotlib)
 
@@ -16,6 +19,7 @@ distributions: a refused connection and a 503 are failures alike.
 
 import csv
 import json
+import os
 import sys
 
 # Reading the samples and drawing them are shared with the rehearsal (matplotlib is only
@@ -38,7 +42,7 @@ COLUMNS = [
 ]
 
 
-def window_stats(summaries):
+def window_stats(summaries, seconds=None):
     """Merges oha summaries of one window into one set of numbers."""
     requests = ok = answered_total = 0
     rps = weighted_mean = 0.0
@@ -65,6 +69,8 @@ def window_stats(summaries):
         if percentiles.get("p99") is not None:
             p99 = max(p99 or 0.0, percentiles["p99"] * 1000)
     mean_ms = weighted_mean / answered_total if answered_total else None
+    if seconds:
+        rps = ok / seconds
     return {
         "requests": requests,
         "ok_2xx": ok,
@@ -78,12 +84,15 @@ def window_stats(summaries):
 
 def cmd_window(args):
     path, elapsed, target, desired, in_service, cpu, *json_files = args
+    seconds = None
+    if json_files[:1] == ["--seconds"]:
+        seconds, json_files = float(json_files[1]), json_files[2:]
     summaries = []
     for name in json_files:
         with open(name, encoding="utf-8") as handle:
             summaries.append(json.load(handle))
     row = {"elapsed_s": elapsed, "target_rps": target}
-    row.update(window_stats(summaries))
+    row.update(window_stats(summaries, seconds))
     row.update({"desired": desired, "in_service": in_service, "cpu_percent": cpu})
     write_header = True
     try:
@@ -105,10 +114,34 @@ def read_rows(path):
 
 number = timechart.number
 
+# The load profiles and the SLO defaults, defined once for loadtest.sh, this file and the
+# rehearsal.
+PROFILES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load-profiles.env")
+
+
+def load_profiles(path=PROFILES_FILE):
+    """NAME=VALUE lines of load-profiles.env (comments and blank lines skipped)."""
+    values = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, _, value = line.partition("=")
+            values[name] = value.strip('"')
+    return values
+
+
+def default_goals():
+    """The SLO goals' defaults: --rps, --mean-ms, --success."""
+    p = load_profiles()
+    return {"--rps": float(p["SLO_RPS"]), "--mean-ms": float(p["SLO_MEAN_MS"]),
+            "--success": float(p["SLO_SUCCESS_PERCENT"])}
+
 
 def cmd_verdict(args):
     path = args[0]
-    goals = {"--rps": 1000.0, "--mean-ms": 400.0, "--success": 99.99}
+    goals = default_goals()
     rest = args[1:]
     while rest:
         flag, value, *rest = rest
@@ -147,6 +180,7 @@ def cmd_verdict(args):
 def cmd_chart(args):
     path, out = args
     rows = read_rows(path)
+    timechart.failed_per_second(rows, "elapsed_s")
     for r in rows:
         r["served"], r["target"] = r["rps"], r["target_rps"]
     run = timechart.series(rows, lambda r: number(r["elapsed_s"]), "")

@@ -24,15 +24,6 @@ iso_of() {
   date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -r "$1" +%Y-%m-%dT%H:%M:%SZ
 }
 
-# group_json REGION ASG: the group as describe-auto-scaling-groups describes it, or null
-# when there is no such group.
-group_json() {
-  local groups
-  groups=$(aws autoscaling describe-auto-scaling-groups --region "$1" --auto-scaling-group-names "$2" --output json) ||
-    return 1
-  jq '.AutoScalingGroups[0]' <<<"$groups"
-}
-
 # raise_of GROUP-JSON: "MIN RESTORE TIME" of the group's raise (TIME is none for a raise
 # without an end); nothing when it has none, or when its end has passed.
 raise_of() {

@@ -248,6 +248,23 @@ impl Moto {
         ]);
     }
 
+    /// Publishes one datapoint of the group's CPUUtilization (AWS/EC2, by
+    /// AutoScalingGroupName), as detailed monitoring would.
+    pub fn put_group_cpu(&self, group: &str, percent: &str) {
+        self.aws(&[
+            "cloudwatch",
+            "put-metric-data",
+            "--namespace",
+            "AWS/EC2",
+            "--metric-name",
+            "CPUUtilization",
+            "--dimensions",
+            &format!("AutoScalingGroupName={group}"),
+            "--value",
+            percent,
+        ]);
+    }
+
     /// An SDK client for setting up and inspecting what the service did.
     pub fn dynamodb(&self) -> Client {
         let config = aws_sdk_dynamodb::Config::builder()

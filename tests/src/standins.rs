@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 pub const REGION: &str = "eu-west-3";
 pub const STANDINS: [&str; 3] = ["aws", "terraform", "packer"];
 /// Variables of the caller's environment that would change what the scripts do.
-const SCRUBBED: [&str; 12] = [
+const SCRUBBED: [&str; 14] = [
     "CI",
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
@@ -37,7 +37,9 @@ const SCRUBBED: [&str; 12] = [
     "TF_DATA_DIR",
     "STANDIN_FAIL",
     "STANDIN_URL",
+    "STANDIN_REFRESH",
     "CANDIDATES_DIST_DIR",
+    "CANDIDATES_ROLLOUT_POLL_SECS",
 ];
 
 /// A private world for one test: a bin folder with the stand-ins first on `PATH`, the

@@ -27,7 +27,7 @@ pub const OVERRIDE_FILE: &str = "moto_override.tf";
 pub const TERRAFORM_LIMIT: Duration = Duration::from_secs(480);
 
 /// The AWS services the stack's Terraform calls.
-const SERVICES: [&str; 9] = [
+const SERVICES: [&str; 10] = [
     "acm",
     "autoscaling",
     "cloudwatch",
@@ -35,6 +35,7 @@ const SERVICES: [&str; 9] = [
     "ec2",
     "elbv2",
     "iam",
+    "logs",
     "ssm",
     "sts",
 ];
@@ -176,6 +177,21 @@ impl Deployment {
         .await
     }
 
+    /// `terraform plan` in `workspace` with the AMI, the region and `vars` (NAME=VALUE each),
+    /// as apply.sh would plan it.
+    pub async fn plan(&self, workspace: &str, ami: &str, vars: &[&str]) -> Outcome {
+        let mut args = vec![
+            "plan".to_owned(),
+            "-input=false".to_owned(),
+            "-no-color".to_owned(),
+            format!("-var=ami_id={ami}"),
+            format!("-var=region={}", self.region),
+        ];
+        args.extend(vars.iter().map(|var| format!("-var={var}")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.terraform(Some(workspace), &args).await
+    }
+
     /// Creates a workspace (without selecting it for anybody else: commands name theirs).
     pub async fn new_workspace(&self, name: &str) {
         self.terraform(None, &["workspace", "new", "-no-color", name])
@@ -262,6 +278,23 @@ impl Deployment {
         }
         serde_json::from_str(&text)
             .unwrap_or_else(|err| panic!("aws {}: not JSON ({err}): {text}", args.join(" ")))
+    }
+
+    /// The document of a role's inline policy (moto answers it as JSON or as a JSON string).
+    #[track_caller]
+    pub fn role_policy(&self, role: &str, policy: &str) -> Value {
+        let answer = self.aws(&[
+            "iam",
+            "get-role-policy",
+            "--role-name",
+            role,
+            "--policy-name",
+            policy,
+        ]);
+        match &answer["PolicyDocument"] {
+            Value::String(encoded) => serde_json::from_str(encoded).expect("policy JSON"),
+            document => document.clone(),
+        }
     }
 
     /// The AWS CLI's error for a call that must fail (a resource that is gone).

@@ -142,9 +142,43 @@ fn instance_role_grants_exactly_the_service_dynamodb_actions() {
         expect_reference(required(policy, "role")),
         "aws_iam_role.instance.id"
     );
-    // Nothing else is granted to the role: one inline policy, and Session Manager as the only
-    // managed policy (a managed DynamoDB policy would bypass the list above).
-    assert_eq!(infra.resources("aws_iam_role_policy").len(), 1);
+    // Nothing else is granted to the role: this inline policy, the CloudWatch agent's on the
+    // environment's log group and nothing else, and Session Manager as the only managed
+    // policy (a managed DynamoDB policy would bypass the list above).
+    let inline: BTreeSet<&str> = infra
+        .resources("aws_iam_role_policy")
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(inline, BTreeSet::from(["candidates_table", "service_logs"]));
+    let logs = infra.resource("aws_iam_role_policy", "service_logs");
+    assert_eq!(
+        expect_reference(required(logs, "policy")),
+        "data.aws_iam_policy_document.service_logs.json"
+    );
+    for statement in nested(
+        infra.data("aws_iam_policy_document", "service_logs"),
+        "statement",
+    ) {
+        let granted = strings(required(statement, "actions"));
+        assert!(
+            granted
+                .iter()
+                .all(|action| action.starts_with("logs:") && !action.contains('*')),
+            "{granted:?}"
+        );
+        let Expression::Array(resources) = required(statement, "resources") else {
+            panic!("resources must be a list");
+        };
+        for resource in resources {
+            assert!(
+                resource
+                    .to_string()
+                    .contains("aws_cloudwatch_log_group.service.arn"),
+                "the agent writes to its environment's log group only: {resource}"
+            );
+        }
+    }
     let attachments = infra.resources("aws_iam_role_policy_attachment");
     assert_eq!(attachments.len(), 1, "only AmazonSSMManagedInstanceCore");
     assert!(
@@ -431,6 +465,89 @@ fn user_data_writes_the_service_environment_file() {
 }
 
 // ---------------------------------------------------------------------------------------
+// The service's log lines: the unit writes them, the agent ships them, logrotate rotates
+// them, user data names the log group Terraform created
+// ---------------------------------------------------------------------------------------
+
+/// One log file for the unit (which writes it), the CloudWatch agent's configuration (which
+/// ships it, one stream per instance), the rotation and install.sh (which creates its
+/// folder); and one placeholder between the agent's configuration, installed where user
+/// data reads it, and user data, which fills in the log group Terraform creates before it
+/// starts the agent, and starts the agent before the service.
+#[test]
+fn the_log_file_the_unit_writes_is_the_one_shipped_and_rotated_into_the_environments_group() {
+    let unit = systemd_unit::unit();
+    let output = unit.get("Service", "StandardOutput");
+    let log_file = output
+        .strip_prefix("append:")
+        .unwrap_or_else(|| panic!("StandardOutput=append:PATH, not {output}"));
+    assert_eq!(unit.get("Service", "StandardError"), "inherit");
+    let log_dir = log_file.rsplit_once('/').expect("a folder").0;
+
+    let packer = repo_root().join("packer");
+    let read = |path: &str| {
+        std::fs::read_to_string(packer.join(path)).unwrap_or_else(|err| panic!("{path}: {err}"))
+    };
+    let agent: serde_json::Value =
+        serde_json::from_str(&read("files/cloudwatch-agent.json")).expect("the agent's JSON");
+    let collected = agent["logs"]["logs_collected"]["files"]["collect_list"]
+        .as_array()
+        .expect("a collect_list");
+    assert_eq!(collected.len(), 1, "{agent}");
+    assert_eq!(collected[0]["file_path"], serde_json::json!(log_file));
+    assert_eq!(
+        collected[0]["log_stream_name"],
+        serde_json::json!("{instance_id}")
+    );
+    let placeholder = collected[0]["log_group_name"]
+        .as_str()
+        .expect("a group name");
+    assert!(
+        placeholder.starts_with('@') && placeholder.ends_with('@'),
+        "{placeholder}"
+    );
+
+    assert!(
+        read("files/candidates-logrotate.conf").contains(&format!("{log_file} {{")),
+        "the rotation rotates {log_file}"
+    );
+    let install = read("scripts/install.sh");
+    assert!(
+        install.contains(&format!("readonly LOG_DIR={log_dir}\n")),
+        "install.sh makes {log_dir}"
+    );
+    assert!(install.contains("readonly CONFIG_DIR=/etc/candidates\n"));
+    assert!(
+        install
+            .contains("\"$staging/cloudwatch-agent.json\" \"$CONFIG_DIR/cloudwatch-agent.json\"")
+    );
+
+    let infra = infra();
+    let (script, values) = render_user_data(&infra);
+    assert_eq!(
+        values.get("log_group_name").map(String::as_str),
+        Some("<log_group_name>")
+    );
+    let passed = required(infra.resource("aws_launch_template", "this"), "user_data").to_string();
+    assert!(
+        passed.contains("log_group_name = aws_cloudwatch_log_group.service.name"),
+        "the log group Terraform creates: {passed}"
+    );
+    assert!(
+        script.contains("agent_template=/etc/candidates/cloudwatch-agent.json\n"),
+        "{script}"
+    );
+    let fill = format!("sed 's|{placeholder}|<log_group_name>|' \"$agent_template\"");
+    let start_agent = script
+        .find(&fill)
+        .unwrap_or_else(|| panic!("no {fill} in:\n{script}"));
+    let start_service = script
+        .find("systemctl restart candidates.service")
+        .expect("the service is started");
+    assert!(start_agent < start_service, "the agent starts first");
+}
+
+// ---------------------------------------------------------------------------------------
 // Timings: the service's drain, the target group, the health check, the unit's stop
 // ---------------------------------------------------------------------------------------
 
@@ -550,4 +667,145 @@ fn the_project_name_defaults_agree_across_scripts_packer_and_terraform() {
         serde_json::json!(scripts),
         "Terraform's project default"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Load profiles and SLO defaults: loadtest.sh, loadreport.py, the rehearsal, the README
+// ---------------------------------------------------------------------------------------
+
+/// scripts/lib/load-profiles.env, read here independently of every reader it has.
+fn load_profiles() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(repo_root().join("scripts/lib/load-profiles.env"))
+        .expect("load-profiles.env");
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (name, value) = line.split_once('=').expect("NAME=VALUE");
+            (name.to_owned(), value.trim_matches('"').to_owned())
+        })
+        .collect()
+}
+
+/// "1000" -> "1,000", as the usage texts write thousands.
+fn with_separators(value: &str) -> String {
+    let number: f64 = value.parse().expect("a number");
+    if number < 1000.0 || number.fract() != 0.0 {
+        return value.to_owned();
+    }
+    let digits = format!("{number:.0}");
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The profiles, their requests, the mixed split and the SLO defaults have one definition:
+/// loadtest.sh sources it, loadreport.py and the rehearsal read it, and the texts that
+/// describe them (usage headers, README) say the same.
+#[test]
+fn the_load_profiles_and_slo_defaults_have_one_definition() {
+    let p = load_profiles();
+    let names: Vec<&str> = p["LOAD_PROFILES"].split_whitespace().collect();
+    let (slo_rps, slo_mean, slo_success) =
+        (&p["SLO_RPS"], &p["SLO_MEAN_MS"], &p["SLO_SUCCESS_PERCENT"]);
+    let read_percent: f64 = p["MIXED_READ_PERCENT"].parse().expect("a percentage");
+
+    // loadtest.sh: sources the file, copies none of it, and its usage says the same.
+    let loadtest =
+        std::fs::read_to_string(repo_root().join("scripts/loadtest.sh")).expect("loadtest.sh");
+    assert!(loadtest.contains("source \"$(dirname \"${BASH_SOURCE[0]}\")/lib/load-profiles.env\""));
+    for name in names.iter().filter(|n| **n != "mixed") {
+        let (_, path) = p[&format!("PROFILE_{}", name.to_uppercase())]
+            .split_once(' ')
+            .expect("METHOD PATH");
+        assert!(
+            !loadtest.contains(path),
+            "loadtest.sh copies {name}'s path {path}"
+        );
+    }
+    let usage: String = loadtest
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(usage.contains(&names.join(" | ")), "{usage}");
+    for (flag, value) in [
+        ("--slo-rps", slo_rps),
+        ("--slo-mean-ms", slo_mean),
+        ("--slo-success", slo_success),
+    ] {
+        let line = usage.lines().find(|l| l.contains(flag)).expect(flag);
+        assert!(line.contains(&format!("(default {value})")), "{line}");
+    }
+    let mixed = format!(
+        "{read_percent:.0} % reads and {:.0} % writes",
+        100.0 - read_percent
+    );
+    assert!(usage.contains(&mixed), "{usage}");
+    assert!(
+        usage.contains(&format!("over {} seeded names", p["READ_SEED_COUNT"])),
+        "{usage}"
+    );
+
+    // loadreport.py: its default goals, as its verdict prints them.
+    let dir = tempfile::tempdir().expect("dir");
+    let csv = dir.path().join("samples.csv");
+    std::fs::write(
+        &csv,
+        "elapsed_s,target_rps,requests,ok_2xx,failed,rps,mean_ms,p50_ms,p99_ms,desired,in_service,cpu_percent\n1,5,5,5,0,5,1,1,1,,,\n",
+    )
+    .expect("samples");
+    let output = Command::new("python3")
+        .arg(repo_root().join("scripts/lib/loadreport.py"))
+        .arg("verdict")
+        .arg(&csv)
+        .output()
+        .expect("run loadreport.py");
+    let verdict = String::from_utf8_lossy(&output.stdout);
+    for goal in [
+        format!("SLO throughput >= {slo_rps} rps"),
+        format!("SLO mean latency < {slo_mean} ms"),
+        format!("SLO success >= {slo_success} % 2xx"),
+    ] {
+        assert!(
+            verdict.contains(&goal),
+            "loadreport.py: {goal} not in\n{verdict}"
+        );
+    }
+
+    // The rehearsal: the same definition compiled in.
+    let shipped = rehearsal::profiles::Profiles::shipped();
+    assert_eq!(shipped.names, names);
+    assert_eq!(shipped.mixed_read_share * 100.0, read_percent);
+    assert_eq!(shipped.slo_rps.to_string(), *slo_rps);
+    let goals = rehearsal::cli::Goals::default();
+    assert_eq!(
+        (goals.mean_ms.to_string(), goals.success_percent.to_string()),
+        (slo_mean.clone(), slo_success.clone())
+    );
+    assert_eq!(
+        goals.rps, None,
+        "a rehearsal's throughput goal is its load's peak"
+    );
+
+    // The README's description of loadtest.sh.
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    assert!(
+        readme.contains(&format!(
+            "(defaults: {} rps, mean < {slo_mean} ms,",
+            with_separators(slo_rps)
+        )),
+        "README's SLO defaults"
+    );
+    assert!(readme.contains(&format!("≥ {slo_success} % of requests answered 2xx")));
+    assert!(readme.contains(&format!(
+        "({read_percent:.0} % reads, {:.0} %",
+        100.0 - read_percent
+    )));
 }

@@ -3,12 +3,13 @@
 
 use blackbox::{repo_root, run_script};
 
-const USER_SCRIPTS: [&str; 8] = [
+const USER_SCRIPTS: [&str; 9] = [
     "apply.sh",
     "destroy.sh",
     "scripts/bench.sh",
     "scripts/check_env.sh",
     "scripts/loadtest.sh",
+    "scripts/logs.sh",
     "scripts/rehearse.sh",
     "scripts/scale.sh",
     "scripts/validate.sh",
@@ -60,11 +61,17 @@ fn a_missing_option_value_is_refused_with_the_usage() {
     for (script, option) in [
         ("apply.sh", "--binary"),
         ("apply.sh", "--packer-subnet"),
+        ("apply.sh", "--rollout-wait"),
+        ("scripts/logs.sh", "--env"),
+        ("scripts/logs.sh", "--since"),
         ("apply.sh", "-var"),
         ("apply.sh", "-var-file"),
         ("scripts/bench.sh", "--duration"),
         ("scripts/loadtest.sh", "--url"),
         ("scripts/loadtest.sh", "--rate"),
+        ("scripts/loadtest.sh", "--load-csv"),
+        ("scripts/rehearse.sh", "--load-from-cloudwatch"),
+        ("scripts/rehearse.sh", "--since"),
         ("scripts/scale.sh", "--env"),
         ("scripts/scale.sh", "--min"),
         ("scripts/scale.sh", "--for"),

@@ -341,6 +341,8 @@ fn outputs_the_scripts_read_exist_and_are_described() {
         "target_group_arn",
         "region",
         "environment",
+        "log_group_name",
+        "ami_id",
     ] {
         let body = outputs
             .get(output)

@@ -213,6 +213,20 @@ fn bad_usage_is_refused() {
         &["--url", "http://127.0.0.1:1", "--duration", "99999"],
         &["--url", "http://127.0.0.1:1", "--ramp", "10,x"],
         &["--profile", "gtg"],
+        &[
+            "--url",
+            "http://127.0.0.1:1",
+            "--load-csv",
+            "tests/fixtures/loadtest-recorded.csv",
+            "--rate",
+            "5",
+        ],
+        &[
+            "--url",
+            "http://127.0.0.1:1",
+            "--load-csv",
+            "no-such-load.csv",
+        ],
     ] {
         let (code, _, stderr, _) = loadtest(args, &[]);
         assert_ne!(code, 0, "{args:?}");
@@ -228,18 +242,7 @@ async fn a_deployed_run_samples_capacity_and_cpu_and_draws_the_chart() {
     let moto = Moto::shared();
     let group = unique("loadtest-asg");
     moto.create_auto_scaling_group(&group);
-    moto.aws(&[
-        "cloudwatch",
-        "put-metric-data",
-        "--namespace",
-        "AWS/EC2",
-        "--metric-name",
-        "CPUUtilization",
-        "--dimensions",
-        &format!("AutoScalingGroupName={group}"),
-        "--value",
-        "42.5",
-    ]);
+    moto.put_group_cpu(&group, "42.5");
 
     let url = svc.base_url();
     let script_env = moto.cli_env();
@@ -353,4 +356,206 @@ fn the_chart_refuses_a_csv_without_the_expected_columns() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("lacks columns"));
     assert!(!dir.path().join("chart.png").exists());
+}
+
+/// The service's CPU as an instance's CPUUtilization: its CPU time over the wall time of
+/// every core of this machine (the machine stands for the instance), in percent.
+struct CpuMeter {
+    pid: u32,
+    cores: f64,
+    ticks: f64,
+    last: (f64, std::time::Instant),
+}
+
+impl CpuMeter {
+    fn new(pid: u32) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        let mut meter = Self {
+            pid,
+            cores,
+            ticks: 100.0,
+            last: (0.0, std::time::Instant::now()),
+        };
+        meter.last = (meter.cpu_secs(), std::time::Instant::now());
+        meter
+    }
+
+    fn cpu_secs(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        let fields: Vec<f64> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // After the command: state is not numeric, so utime and stime are the 11th and 12th
+        // numbers (fields 14 and 15 of proc(5)).
+        fields
+            .get(10)
+            .zip(fields.get(11))
+            .map_or(0.0, |(u, s)| (u + s) / self.ticks)
+    }
+
+    /// Percent of all cores used since the last reading.
+    fn percent(&mut self) -> f64 {
+        let (now_cpu, now) = (self.cpu_secs(), std::time::Instant::now());
+        let (cpu, at) = std::mem::replace(&mut self.last, (now_cpu, now));
+        let wall = now.duration_since(at).as_secs_f64().max(1e-3);
+        (100.0 * (now_cpu - cpu) / (wall * self.cores)).clamp(0.0, 100.0)
+    }
+}
+
+/// A real load test against the local service, whose CPU is published as a one-instance
+/// group's CPUUtilization while loadtest.sh samples the group, then a rehearsal of the same
+/// load: `--compare` turns the two into errors minute by minute, and `--calibrate-from`
+/// fits the per-instance throughput from the real run, which brings the predicted CPU
+/// closer to the real one than a throughput ten times off.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rehearsal_of_a_real_run_reports_its_error_and_calibrates_from_it() {
+    // Requests of a few milliseconds of CPU each, whatever the build: enough CPU to measure,
+    // far from saturating the machine at these rates.
+    let svc = ServiceBuilder::memory()
+        .env("CANDIDATES_COMPUTATION_ITERATIONS", 2000)
+        .start()
+        .await;
+    let moto = Moto::shared();
+    let group = unique("compare-asg");
+    moto.create_auto_scaling_group(&group);
+    moto.aws(&[
+        "autoscaling",
+        "update-auto-scaling-group",
+        "--auto-scaling-group-name",
+        &group,
+        "--min-size",
+        "1",
+        "--desired-capacity",
+        "1",
+    ]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = std::thread::spawn({
+        let (stop, group, pid) = (stop.clone(), group.clone(), svc.pid());
+        move || {
+            let moto = Moto::shared();
+            let mut meter = CpuMeter::new(pid);
+            // Bounded: the load test below lasts 80 s.
+            for _ in 0..200 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1000));
+                moto.put_group_cpu(&group, &format!("{:.2}", meter.percent()));
+            }
+        }
+    });
+    let env = moto.cli_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, stdout, stderr, out) = loadtest(
+        &[
+            "--url",
+            &svc.base_url(),
+            "--asg",
+            &group,
+            "--profile",
+            "computation",
+            "--ramp",
+            "10,30",
+            "--duration",
+            "40",
+            "--window",
+            "8",
+            "--concurrency",
+            "8",
+            "--slo-rps",
+            "1",
+        ],
+        &env,
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    publisher.join().expect("CPU publisher");
+    assert!(
+        code == 0 || code == 1,
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let samples = out.path().join("samples.csv");
+    let samples_arg = samples.display().to_string();
+    let rehearse = |workload: &[&str]| {
+        let dir = tempfile::tempdir().expect("results");
+        let mut args: Vec<String> = [
+            "-var",
+            "min_size=1",
+            "-var",
+            "max_size=1",
+            "--profile",
+            "computation",
+            "--load-csv",
+            &samples_arg,
+            "--compare",
+            &samples_arg,
+            "--start",
+            "2026-12-07T10:00Z",
+            "--out",
+            dir.path().to_str().expect("utf-8"),
+            "--infra",
+            repo_root().join("infra").to_str().expect("utf-8"),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.extend(workload.iter().map(|a| (*a).to_owned()));
+        let options = rehearsal::cli::parse(&args).expect("arguments");
+        let report = rehearsal::run::rehearse(&options, &[]).expect("rehearsal");
+        let summary = report.summary.expect("a summary");
+        let compare_csv =
+            std::fs::read_to_string(dir.path().join("compare.csv")).expect("compare.csv");
+        (summary, compare_csv)
+    };
+    let (fitted, compare_csv) = rehearse(&["--calibrate-from", &samples_arg]);
+    let fit = fitted.calibration_fit.clone().expect("a fit");
+    assert!(fit.windows >= 3 && fit.instance_rps > 0.0, "{fit:?}");
+    let comparison = fitted.compare.clone().expect("a comparison");
+    // 80 s of load: two minutes compared, one row each in compare.csv.
+    assert_eq!(comparison.minutes.len(), 2, "{comparison:?}");
+    assert_eq!(compare_csv.lines().count(), 1 + 2, "{compare_csv}");
+    let mae = comparison.mean_absolute_error;
+    assert_eq!(mae.desired, Some(0.0), "one instance, predicted and real");
+    assert_eq!(mae.in_service, Some(0.0));
+    // The mean absolute error is the mean of compare.csv's absolute errors.
+    let header: Vec<&str> = compare_csv
+        .lines()
+        .next()
+        .expect("header")
+        .split(',')
+        .collect();
+    let column = header
+        .iter()
+        .position(|h| *h == "cpu_percent_error")
+        .expect("cpu error column");
+    let errors: Vec<f64> = compare_csv
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            line.split(',')
+                .nth(column)
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .collect();
+    let mean = errors.iter().map(|e| e.abs()).sum::<f64>() / errors.len() as f64;
+    let cpu_mae = mae.cpu_percent.expect("CPU compared");
+    assert!((mean - cpu_mae).abs() < 0.01, "{mean} vs {cpu_mae}");
+    // A throughput ten times the fitted one predicts a tenth of the CPU: a larger error.
+    let wrong = format!("{}", fit.instance_rps * 10.0);
+    let (miscalibrated, _) = rehearse(&["--instance-rps", &wrong]);
+    let wrong_mae = miscalibrated
+        .compare
+        .expect("a comparison")
+        .mean_absolute_error
+        .cpu_percent
+        .expect("CPU compared");
+    assert!(
+        cpu_mae < wrong_mae,
+        "fitted {cpu_mae} vs ten times off {wrong_mae}"
+    );
+    eprintln!(
+        "local run: fitted {:.1} rps per instance on {} windows (RMS {:.1} points); per-minute MAE: CPU {cpu_mae:.2} points (ten times off: {wrong_mae:.2}), p99 {:?} ms",
+        fit.instance_rps, fit.windows, fit.rms_cpu_error, mae.p99_ms
+    );
 }

@@ -1,10 +1,11 @@
 //! What goes into the AMI: the release binary (runs on Amazon Linux 2023's glibc), the
-//! systemd unit (valid, hardened, restarting, and running for real under systemd) and the
+//! systemd unit (valid, hardened, restarting, and running for real under systemd), the
+//! rotation of its log file, the seal that clears the build instance's identity, and the
 //! Packer template that bakes them. Where the unit must agree with the launch template's
 //! user data or the service's timings, the check is in `cross_layer.rs`.
 //!
-//! Tools: `readelf` (binutils) and `systemd-analyze` (systemd). The release binary comes
-//! from `scripts/build_release.sh` (or `$CANDIDATES_RELEASE_BIN`).
+//! Tools: `readelf` (binutils), `systemd-analyze` (systemd) and `logrotate`. The release
+//! binary comes from `scripts/build_release.sh` (or `$CANDIDATES_RELEASE_BIN`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -17,6 +18,10 @@ use blackbox::hcl_files::{Module, labels, reference, required};
 use blackbox::systemd_unit::{parse_timespan, unit, unit_path};
 use blackbox::{repo_root, tool};
 use hcl::Expression;
+
+// 6. The log shipping's rotation and the image's seal.
+#[path = "packaging/seal_and_rotation.rs"]
+mod seal_and_rotation;
 
 /// Amazon Linux 2023's glibc: the newest symbol version the binary may need.
 const MAX_GLIBC: (u32, u32) = (2, 34);
@@ -191,13 +196,13 @@ fn verify_root() -> tempfile::TempDir {
     root
 }
 
-#[test]
-fn unit_passes_systemd_analyze_verify() {
-    let root = verify_root();
+/// `systemd-analyze verify` of `units` in `root` says nothing and succeeds.
+#[track_caller]
+fn assert_verify_is_clean(root: &Path, units: &[&str]) {
     let output = Command::new(tool("systemd-analyze"))
         .arg("verify")
-        .arg(format!("--root={}", root.path().display()))
-        .arg("candidates.service")
+        .arg(format!("--root={}", root.display()))
+        .args(units)
         .env("SYSTEMD_LOG_COLOR", "0")
         .output()
         .expect("run systemd-analyze verify");
@@ -208,10 +213,15 @@ fn unit_passes_systemd_analyze_verify() {
     );
     assert!(
         output.status.success() && said.trim().is_empty(),
-        "systemd-analyze verify is not clean for packer/files/candidates.service \
-         (exit {:?}):\n{said}",
+        "systemd-analyze verify is not clean for {units:?} (packer/files/, exit {:?}):\n{said}",
         output.status.code()
     );
+}
+
+#[test]
+fn unit_passes_systemd_analyze_verify() {
+    let root = verify_root();
+    assert_verify_is_clean(root.path(), &["candidates.service"]);
 }
 
 /// The number in "→ Overall exposure level for candidates.service: 1.2 OK 🙂".
@@ -556,7 +566,11 @@ fn packer_template_builds_the_ami_the_stack_expects() {
     let uploads: Vec<(String, String)> = build
         .body()
         .blocks()
-        .filter(|b| b.identifier() == "provisioner" && labels(b) == ["file"])
+        .filter(|b| {
+            b.identifier() == "provisioner"
+                && labels(b) == ["file"]
+                && b.body().attributes().any(|a| a.key() == "source")
+        })
         .map(|b| {
             (
                 template.text(required(b.body(), "source")),
@@ -613,12 +627,75 @@ fn packer_template_builds_the_ami_the_stack_expects() {
     );
     let install_text = fs::read_to_string(&script).expect("read install.sh");
     for step in [
-        "systemctl enable candidates.service",
+        "systemctl enable candidates.service candidates-logrotate.timer",
         "/usr/local/bin/candidates",
         "useradd",
+        "dnf -y --releasever=latest install amazon-cloudwatch-agent logrotate",
+        "install -d -o root -g root -m 0750 \"$LOG_DIR\"",
     ] {
         assert!(install_text.contains(step), "install.sh does not {step}");
     }
+
+    // The log shipping's files, uploaded together beside the unit, each one in packer/files.
+    let shipping = build
+        .body()
+        .blocks()
+        .find(|b| {
+            b.identifier() == "provisioner"
+                && labels(b) == ["file"]
+                && b.body().attributes().any(|a| a.key() == "sources")
+        })
+        .expect("a file provisioner uploads the log shipping's files");
+    let Expression::Array(sources) = required(shipping.body(), "sources") else {
+        panic!("sources must be a list");
+    };
+    let uploaded: BTreeSet<String> = sources
+        .iter()
+        .map(|source| {
+            let path = template_path(&template, source);
+            assert!(path.is_file(), "{} is uploaded but missing", path.display());
+            path.file_name()
+                .expect("a name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(
+        uploaded,
+        BTreeSet::from(
+            [
+                "cloudwatch-agent.json",
+                "candidates-logrotate.conf",
+                "candidates-logrotate.service",
+                "candidates-logrotate.timer",
+            ]
+            .map(str::to_owned)
+        )
+    );
+    for file in &uploaded {
+        assert!(
+            install_text.contains(&format!("\"$staging/{file}\"")),
+            "install.sh does not install {file}"
+        );
+    }
+
+    // The last provisioner seals the image: after it, nothing runs on the build instance.
+    let last = build
+        .body()
+        .blocks()
+        .rfind(|b| b.identifier() == "provisioner")
+        .expect("provisioners");
+    assert_eq!(labels(last), ["shell"]);
+    assert_eq!(
+        fs::canonicalize(template_path(&template, required(last.body(), "script"))).ok(),
+        fs::canonicalize(packer_dir().join("scripts/seal.sh")).ok(),
+        "the last provisioner runs packer/scripts/seal.sh"
+    );
+    assert!(
+        template
+            .text(required(last.body(), "execute_command"))
+            .contains("sudo")
+    );
 
     // Manifest, read by apply.sh.
     let manifest = build
@@ -687,6 +764,7 @@ fn unit_runs_under_real_systemd_in_a_container() {
         "PASS: GET /gtg while draining = 503",
         "PASS: stopped in ",
         "PASS: result after SIGTERM = success",
+        "PASS: the service's JSON lines go to /var/log/candidates/service.log",
         "0 failed",
     ] {
         assert!(

@@ -16,6 +16,9 @@ use blackbox::terraform::{Deployment, Outcome};
 use blackbox::{ServiceBuilder, VALIDATE_CHECKS, repo_root};
 use serde_json::{Value, json};
 
+#[path = "terraform/observability.rs"]
+mod observability;
+
 const DOMAIN: &str = "candidates.example.test";
 
 fn infra() -> std::path::PathBuf {
@@ -143,6 +146,7 @@ async fn two_environments_apply_side_by_side_hold_what_terraform_was_told_and_de
     tt.assert_success();
     for environment in ["dev", "tt"] {
         assert_nothing_left(&stack, &format!("axum-asg-{environment}"));
+        observability::assert_no_log_group(&stack, environment);
     }
 }
 
@@ -174,6 +178,12 @@ async fn step_scaling_environment(stack: &Deployment, ami: &str, certificate_arn
     assert_eq!(
         out["url"],
         json!(format!("http://{}", text(&out["alb_dns_name"])))
+    );
+    // The dimension rehearse.sh --load-from-cloudwatch reads the load balancer's metrics by.
+    let balancer_arn = text(&load_balancer(stack, name)["LoadBalancerArn"]).to_owned();
+    assert_eq!(
+        out["alb_arn_suffix"],
+        json!(arn_suffix(&balancer_arn, "loadbalancer/"))
     );
 
     // The alarms and the policies they invoke.
@@ -334,6 +344,11 @@ async fn step_scaling_environment(stack: &Deployment, ami: &str, certificate_arn
             "user data lacks {line}:\n{user_data}"
         );
     }
+    // The CloudWatch agent is told the environment's log group.
+    assert!(
+        user_data.contains("sed 's|@LOG_GROUP_NAME@|/axum-asg/dev/candidates|'"),
+        "{user_data}"
+    );
 
     // The group: sizes, zones, load-balancer health.
     assert_eq!(number(&group["MinSize"]), number(&default_of("min_size")));
@@ -362,18 +377,7 @@ async fn step_scaling_environment(stack: &Deployment, ami: &str, certificate_arn
 
     // The instance role: the service's DynamoDB actions on its table and index, and SSM.
     let role = format!("{name}-instance");
-    let policy = stack.aws(&[
-        "iam",
-        "get-role-policy",
-        "--role-name",
-        &role,
-        "--policy-name",
-        "candidates-table",
-    ]);
-    let document = match &policy["PolicyDocument"] {
-        Value::String(encoded) => serde_json::from_str(encoded).expect("policy JSON"),
-        document => document.clone(),
-    };
+    let document = stack.role_policy(&role, "candidates-table");
     let table_arn = text(
         &stack.aws(&["dynamodb", "describe-table", "--table-name", table])["Table"]["TableArn"],
     )
@@ -402,6 +406,8 @@ async fn step_scaling_environment(stack: &Deployment, ami: &str, certificate_arn
         .collect();
     expected.sort();
     assert_eq!(granted, expected);
+    observability::assert_log_group_and_its_readers(stack, name, "dev");
+    observability::assert_plan_refuses_bad_logs_and_graviton(stack, "dev", ami).await;
     let attached = stack.aws(&["iam", "list-attached-role-policies", "--role-name", &role]);
     assert_eq!(
         attached["AttachedPolicies"][0]["PolicyArn"],
@@ -472,6 +478,7 @@ async fn step_scaling_environment(stack: &Deployment, ami: &str, certificate_arn
         "aws_autoscaling_group.this",
         &[
             "aws_iam_role_policy.candidates_table",
+            "aws_iam_role_policy.service_logs",
             "aws_iam_role_policy_attachment.session_manager",
         ],
     );
@@ -552,10 +559,12 @@ async fn target_tracking_https_environment(
             format!("-var-file={}", example.display()),
             format!("-var=certificate_arn={certificate_arn}"),
             format!("-var=domain_name={DOMAIN}"),
+            "-var=log_retention_days=7".to_owned(),
         ],
     )
     .await
     .assert_success();
+    observability::assert_retention(stack, "tt", 7);
     let out = outputs(stack, "tt").await;
     let name = "axum-asg-tt";
     assert_eq!(out["url"], json!(format!("https://{DOMAIN}")));
@@ -792,6 +801,11 @@ async fn apply_sh_and_destroy_sh_deploy_validate_and_remove_everything_for_real(
             .contains(&format!("URL:        http://{name}")),
         "{applied}"
     );
+    // The service's logs as the user reads them, then what validate.sh says of instances
+    // that do not serve (stopped), and of instances on an older launch-template version.
+    observability::check_logs_sh(&stack, "e2e", &env);
+    observability::check_unhealthy_report(&stack, name, "e2e", &env).await;
+    observability::check_stale_version(&stack, name, "e2e", &env).await;
 
     let destroyed = stack.script("destroy.sh", &["--yes", "e2e"], &env).await;
     destroyed.assert_success();
@@ -803,6 +817,7 @@ async fn apply_sh_and_destroy_sh_deploy_validate_and_remove_everything_for_real(
         error.contains("NotFound"),
         "the snapshot is deleted: {error}"
     );
+    observability::assert_no_log_group(&stack, "e2e");
     let workspaces = stack.terraform(None, &["workspace", "list"]).await;
     assert!(!workspaces.stdout.contains("e2e"), "{workspaces}");
 }

@@ -129,6 +129,26 @@ pub fn evaluate(rule: &AlarmRule, range: &[Option<bool>], previous: AlarmState) 
     }
 }
 
+/// The metric value a scaling policy compares with its step bounds when the alarm invokes
+/// it: the `metric_aggregation_type` (Terraform's default and the project's: Average) of
+/// the N newest real datapoints of the range, the ones the alarm decided on.
+///
+/// Sources: Amazon EC2 Auto Scaling User Guide, "Step and simple scaling policies" (the
+/// breach size is the aggregated metric value minus the threshold) and Terraform's
+/// `aws_autoscaling_policy` (`metric_aggregation_type`: Minimum, Maximum or Average,
+/// default Average). Which datapoints are aggregated is not documented: the rehearsal takes
+/// those the alarm evaluated.
+pub fn policy_metric(range: &[Option<f64>], evaluation_periods: usize) -> Option<f64> {
+    let used: Vec<f64> = range
+        .iter()
+        .rev()
+        .flatten()
+        .take(evaluation_periods.max(1))
+        .copied()
+        .collect();
+    (!used.is_empty()).then(|| used.iter().sum::<f64>() / used.len() as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +275,27 @@ mod tests {
             evaluate(&rule, &points("0 0 0 X X"), AlarmState::Ok),
             AlarmState::Alarm
         );
+    }
+
+    #[test]
+    fn a_policy_compares_the_average_of_the_datapoints_the_alarm_evaluated() {
+        // (range oldest first, N, expected)
+        let cases: Vec<(Vec<Option<f64>>, usize, Option<f64>)> = vec![
+            (vec![Some(50.0), Some(70.0), Some(90.0)], 2, Some(80.0)),
+            (
+                vec![Some(10.0), None, Some(70.0), None, Some(90.0)],
+                2,
+                Some(80.0),
+            ),
+            (
+                vec![Some(10.0), None, None, None, Some(90.0)],
+                3,
+                Some(50.0),
+            ),
+            (vec![None, None], 2, None),
+        ];
+        for (range, n, want) in cases {
+            assert_eq!(policy_metric(&range, n), want, "{range:?}");
+        }
     }
 }

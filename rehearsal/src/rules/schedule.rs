@@ -61,7 +61,7 @@ impl ScheduledAction {
 }
 
 /// The group's sizes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Sizes {
     pub min: i64,
     pub max: i64,

@@ -60,13 +60,44 @@ impl Files {
 
 /// Runs a rehearsal in-process with these command-line arguments (against infra/).
 pub fn rehearse(args: &[&str]) -> Report {
+    try_rehearse(args).unwrap_or_else(|e| panic!("rehearsal {args:?}: {e}"))
+}
+
+/// The same, keeping its error.
+pub fn try_rehearse(args: &[&str]) -> Result<Report, rehearsal::error::Error> {
     let mut all: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
     all.extend([
         "--infra".to_owned(),
         repo_root().join("infra").display().to_string(),
     ]);
     let options = cli::parse(&all).unwrap_or_else(|e| panic!("arguments {args:?}: {e}"));
-    run::rehearse(&options, &[]).unwrap_or_else(|e| panic!("rehearsal {args:?}: {e}"))
+    run::rehearse(&options, &[])
+}
+
+/// A report's summary as summary.json holds it.
+pub fn summary(report: &Report) -> serde_json::Value {
+    serde_json::to_value(report.summary.as_ref().expect("a summary")).expect("summary JSON")
+}
+
+/// The `error_message`s of a variable's validation blocks in infra/variables.tf, read from
+/// the file so that a test follows the module.
+pub fn validation_messages(variable: &str) -> Vec<String> {
+    let text =
+        std::fs::read_to_string(repo_root().join("infra/variables.tf")).expect("variables.tf");
+    let body = hcl::parse(&text).expect("variables.tf is HCL");
+    body.blocks()
+        .filter(|b| b.identifier() == "variable" && b.labels()[0].as_str() == variable)
+        .flat_map(|b| b.body().blocks().filter(|v| v.identifier() == "validation"))
+        .filter_map(|v| {
+            v.body()
+                .attributes()
+                .find(|a| a.key() == "error_message")
+                .and_then(|a| match a.expr() {
+                    hcl::Expression::String(s) => Some(s.clone()),
+                    _ => None,
+                })
+        })
+        .collect()
 }
 
 /// Runs scripts/rehearse.sh; returns (exit code, stdout, stderr).

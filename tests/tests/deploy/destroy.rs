@@ -137,6 +137,43 @@ fn destroy_keeps_an_ami_that_a_launch_template_of_another_project_launches() {
 }
 
 #[test]
+fn destroy_keeps_the_ami_another_environment_would_roll_back_to() {
+    // perf1's deploys replaced its old AMI, and apply.sh recorded it on perf1's template
+    // (PreviousAmi) for ./apply.sh perf1 --rollback: no version launches it, yet it stays.
+    let stage = two_environments();
+    let mut aws = stage.model("aws.json");
+    aws["launch_templates"][1]["Tags"]
+        .as_array_mut()
+        .expect("tags")
+        .push(json!({"Key": "PreviousAmi", "Value": AMI_PERF1_OLD}));
+    stage.save_model("aws.json", &aws);
+
+    let run = stage.run("destroy.sh", &["--yes", "dev"], None);
+    run.assert_success();
+    assert!(
+        stage.image_ids().contains(&AMI_PERF1_OLD.to_owned()),
+        "{run}"
+    );
+    assert!(
+        stage.model("aws.json")["snapshots"]
+            .as_array()
+            .expect("snapshots")
+            .contains(&json!(snapshot_of(AMI_PERF1_OLD))),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "NOTE: keeping {AMI_PERF1_OLD} (axum-asg-{AMI_PERF1_OLD}): launch template axum-asg-perf1(rollback) of another environment still uses it ((rollback): the AMI ./apply.sh --rollback would deploy again)"
+        )),
+        "{run}"
+    );
+    // What nothing uses or would roll back to still goes.
+    for removed in [AMI_DEV, AMI_UNUSED] {
+        assert!(!stage.image_ids().contains(&removed.to_owned()), "{run}");
+    }
+}
+
+#[test]
 fn destroy_cleans_the_amis_of_the_project_the_environment_was_deployed_as() {
     // qa was deployed with AXUM_ASG_PROJECT=teamb: its state says so, and destroy.sh removes
     // teamb's AMIs even when run without the variable, never axum-asg's.
