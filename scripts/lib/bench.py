@@ -3,6 +3,7 @@
 
     bench.py --binary PATH --out FILE [--label TEXT] [--duration SECS] [--repeat N]
              [--only GROUP,...] [--chain-ns NS] [--bare-axum PATH] [--dynamodb-floor PATH]
+             [--baseline PATH]
 
 Starts the service (and its floors) on 127.0.0.1, drives them with oha, and writes a
 Markdown report. Every load is bounded by --duration or a request count. The groups:
@@ -16,7 +17,10 @@ Markdown report. Every load is bounded by --duration or a request count. The gro
 - writes: new names POSTed to SQLite by 16 connections, the service pinned to core 0;
 - memory: resident memory idle and with 5,000 idle keep-alive connections;
 - instructions: user-space instructions per request counted by valgrind's callgrind,
-  `/gtg` against the bare axum server: stable where wall-clock time is not.
+  `/gtg` against the bare axum server: stable where wall-clock time is not;
+- probe: what the second adversarial probe measured (full listings, `/gtg?details`
+  against writes, memory over slowloris bursts), on this build and on `--baseline`
+  side by side (bench_probe.py).
 """
 
 import argparse
@@ -30,10 +34,11 @@ import sys
 import tempfile
 import time
 
+from bench_probe import measure_probe, report as probe_report
 from benchkit import (LOAD_CPU, SERVER_CPU, BareAxum, Service, cpu_cost, fmt, free_port, http_status,
                       machine, new_names_url, oha, pinned, rss_kib, under_load)
 
-GROUPS = ("matrix", "flood", "cost", "writes", "memory", "instructions")
+GROUPS = ("matrix", "flood", "cost", "writes", "memory", "instructions", "probe")
 # Closed-loop clients of the refusal flood: each sends its next request as soon as it
 # has the last answer, as the probe of the service's overload behaviour did.
 FLOOD_CONNECTIONS = 200
@@ -316,6 +321,8 @@ def measure_once(paths, duration, workers, groups):
         measure_memory(paths, results)
     if "instructions" in groups:
         measure_instructions(paths, results)
+    if "probe" in groups:
+        measure_probe(paths.binary, paths.baseline, duration, results)
     return results
 
 
@@ -329,7 +336,10 @@ def combine(runs):
     first = runs[0]
     combined, ranges = {}, {}
     for key, value in first.items():
-        if isinstance(value, dict):
+        if isinstance(value, list):
+            combined[key] = [median([r[key][i] for r in runs]) for i in range(len(value))]
+            ranges[key] = None
+        elif isinstance(value, dict):
             combined[key] = {k: median([r[key][k] for r in runs]) for k in value}
             ranges[key] = {k: (min(r[key][k] or 0 for r in runs), max(r[key][k] or 0 for r in runs)) for k in value}
         else:
@@ -349,12 +359,13 @@ def main(argv):
     parser.add_argument("--chain-ns", type=float, default=0.0)
     parser.add_argument("--bare-axum")
     parser.add_argument("--dynamodb-floor")
+    parser.add_argument("--baseline")
     args = parser.parse_args(argv[1:])
     groups = [g for g in args.only.split(",") if g] or list(GROUPS)
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         raise SystemExit(f"ERROR: unknown measurement group(s) {unknown}; known: {', '.join(GROUPS)}")
-    pinned_groups = {"flood", "cost", "writes", "instructions"} & set(groups)
+    pinned_groups = {"flood", "cost", "writes", "instructions", "probe"} & set(groups)
     if pinned_groups and (os.cpu_count() or 1) < 2:
         raise SystemExit(f"ERROR: {', '.join(sorted(pinned_groups))} pin the server and its load to two different cores; this machine has one")
     if {"cost", "instructions"} & set(groups) and not args.bare_axum:
@@ -510,6 +521,8 @@ def main(argv):
                 f"| refusal flood ({what}): `/gtg` p99 (200 rps) | {cell(prefix + 'flood_gtg', 'p99', ' ms', 2)} |",
                 f"| refusal flood ({what}): log lines written | {cell(prefix + 'flood_log_lines_per_s', None, ' per s', 0)} |",
             ]
+    if "probe" in groups:
+        lines += probe_report(results, value, args.baseline is not None)
     lines += [
         "",
         "Requests not answered 2xx, over all passes: "
