@@ -127,7 +127,10 @@ pub fn allow_open_files(want: u64) {
         .args(["--pid", &pid, &format!("--nofile={want}:{hard}")])
         .status()
         .expect("prlimit (util-linux)");
-    assert!(status.success(), "prlimit could not raise the open-file limit");
+    assert!(
+        status.success(),
+        "prlimit could not raise the open-file limit"
+    );
 }
 
 /// Writes `count` candidates straight into a service's SQLite database, in one

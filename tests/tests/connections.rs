@@ -528,7 +528,10 @@ async fn ambiguous_or_broken_framing_never_lets_a_hidden_request_through() {
         "POST /candidate/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
         "POST /candidate/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n\r\n",
     ];
-    let cases = both_lengths.iter().map(|r| (r, false)).chain(refused.iter().map(|r| (r, true)));
+    let cases = both_lengths
+        .iter()
+        .map(|r| (r, false))
+        .chain(refused.iter().map(|r| (r, true)));
     for (case, (request, must_refuse)) in cases.enumerate() {
         let mut connection = RawConnection::open(svc.addr).await;
         let mut bytes = request.as_bytes().to_vec();
@@ -548,9 +551,16 @@ async fn ambiguous_or_broken_framing_never_lets_a_hidden_request_through() {
     let smuggled: Vec<Value> = svc
         .logs()
         .into_iter()
-        .filter(|l| l["request_id"].as_str().is_some_and(|id| id.starts_with("smuggled-")))
+        .filter(|l| {
+            l["request_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("smuggled-"))
+        })
         .collect();
-    assert!(smuggled.is_empty(), "hidden requests were served: {smuggled:?}");
+    assert!(
+        smuggled.is_empty(),
+        "hidden requests were served: {smuggled:?}"
+    );
     assert_eq!(
         svc.get("/candidate/a").await.status(),
         StatusCode::NOT_FOUND,
