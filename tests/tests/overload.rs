@@ -340,15 +340,25 @@ async fn wrong_methods_on_known_routes_are_counted_under_their_label() {
 
 /// A service on SQLite at `db` holding `count` candidates of 100 characters (a listing
 /// of them is about 115 bytes each), with at most `full_listings` full listings at once.
+/// Held listings outlive the test's steps by far, however slow the machine.
 async fn start_with_many_candidates(
     db: &std::path::Path,
     count: usize,
     full_listings: u32,
 ) -> Service {
+    start_with_many_candidates_timing_out(db, count, full_listings, 60).await
+}
+
+/// The same, with listings cut off `timeout_secs` after their request arrived.
+async fn start_with_many_candidates_timing_out(
+    db: &std::path::Path,
+    count: usize,
+    full_listings: u32,
+    timeout_secs: u64,
+) -> Service {
     let svc = ServiceBuilder::sqlite(db)
         .env("CANDIDATES_FULL_LISTINGS", full_listings)
-        // Held listings must outlive the test's steps by far, however slow the machine.
-        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 60)
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", timeout_secs)
         .start()
         .await;
     assert_eq!(svc.post("/candidate/first").await.status(), StatusCode::OK);
@@ -476,6 +486,54 @@ async fn a_listing_abandoned_part_way_is_logged_as_499_not_as_a_success() {
 /// A log reader that stops reading (a stalled pipe, a journal that cannot keep up) does
 /// not stop the service: every request is answered while lines that do not fit are
 /// dropped and counted, and once the reader is back a line says how many were lost.
+/// A listing the service cuts off part-way (here: out of time, its reader too slow) has
+/// sent its 200 status line, but it is logged and counted as what it is: 599, with the
+/// time it really took, never as a complete 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_cut_off_part_way_is_logged_as_599_not_as_a_success() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let svc = start_with_many_candidates_timing_out(&dir.path().join("c.db"), 40_000, 4, 2).await;
+    let mut held = hold_a_full_listing(&svc, "cut-off-mid-listing").await;
+    // Past the listing's deadline (2 s after its request): the next page it fetches
+    // once the client reads on is out of time.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        held.closed_within(Duration::from_secs(30)).await,
+        "the service closes a listing it cut off"
+    );
+    let line = eventually(
+        "the listing's access line",
+        Duration::from_secs(15),
+        || async {
+            svc.logs()
+                .into_iter()
+                .find(|l| l["request_id"] == "cut-off-mid-listing")
+        },
+    )
+    .await;
+    assert_eq!(line["status"], 599, "{line}");
+    assert_eq!(line["route"], "/candidates");
+    assert!(
+        line["latency_ms"].as_f64().is_some_and(|ms| ms >= 2000.0),
+        "the listing lasted at least until its deadline: {line}"
+    );
+    let metrics = svc.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        !metrics.contains(r#"http_requests_total{method="GET",route="/candidates",status="200"}"#),
+        "{metrics}"
+    );
+    for expected in [
+        r#"http_requests_total{method="GET",route="/candidates",status="599"} 1"#,
+        r#"http_request_duration_seconds_count{method="GET",route="/candidates",status="599"} 1"#,
+        "candidates_listing_cut_off_total 1",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in {metrics}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_log_reader_does_not_stop_the_service() {
     let svc = ServiceBuilder::memory()
