@@ -634,7 +634,8 @@ async fn sigterm_loses_no_acknowledged_write(builder: ServiceBuilder) {
 
 /// A store that is down fails every request that needs it. Each failure is counted, but
 /// the log gets at most one line a second per operation, with the count and one failure's
-/// cause, rather than a warning per failure.
+/// cause, rather than a warning per failure; and the failed requests one line a second
+/// per route with their count, rather than an access line each.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_outage_is_logged_in_aggregate() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -690,6 +691,36 @@ async fn a_store_outage_is_logged_in_aggregate() {
                 .as_str()
                 .is_some_and(|e| e.contains("cannot create folder")),
             "one failure's cause: {line}"
+        );
+    }
+    // The requests' own lines too: not one access line per 503, but a count a second.
+    let requests = eventually(
+        "every failed request in the log",
+        Duration::from_secs(10),
+        || async {
+            let lines: Vec<Value> = svc
+                .logs()
+                .into_iter()
+                .filter(|l| l["route"] == "/candidate/{name}" && l["status"] == 503)
+                .collect();
+            let total: u64 = lines
+                .iter()
+                .map(|l| l["failed"].as_u64().unwrap_or(1))
+                .sum();
+            (total >= 400).then_some(lines)
+        },
+    )
+    .await;
+    assert!(
+        requests.len() as u64 <= seconds + 3,
+        "{} lines in about {seconds} s: {:?}",
+        requests.len(),
+        &requests[..requests.len().min(3)]
+    );
+    for line in &requests {
+        assert_eq!(
+            line["message"], "requests failed, store unavailable",
+            "{line}"
         );
     }
 }

@@ -9,9 +9,11 @@
 //!   full, 599 when the service cut it off part-way (out of time, or the store failed),
 //!   499 when the client went away before the end. Its status line had already gone
 //!   out as 200, but a cut-off listing is not a success, and the metrics say so;
-//! - a request refused to shed load (a [`LoadShed`] response) is counted like any other
-//!   but logged in aggregate, at most one line a second per route, so that a flood of
-//!   refusals does not become a flood of log lines.
+//! - a request refused to shed load, or failed because the store is down (a
+//!   [`Repeated`] response), is counted like any other but logged in aggregate, at most
+//!   one line a second per route and kind, so that a flood of refusals or an outage
+//!   does not become a flood of log lines (the store's failures themselves, with their
+//!   cause, are aggregated by the store wrapper).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -28,7 +30,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use metrics::{Counter, Histogram, SharedString, counter, histogram};
 
 use super::middleware::REQUEST_ID_HEADER;
-use crate::error::LoadShed;
+use crate::error::Repeated;
 use crate::telemetry::aggregate::{self, Window};
 
 /// Route label for requests that matched no route, whatever paths clients make up.
@@ -126,20 +128,20 @@ impl AccessRecord {
             });
             return;
         }
-        let shed = response.extensions().get::<LoadShed>().is_some();
-        self.write(status.as_u16(), shed);
+        let repeated = response.extensions().get::<Repeated>().copied();
+        self.write(status.as_u16(), repeated);
         if let Some(id) = self.request_id.take() {
             response.headers_mut().insert(REQUEST_ID_HEADER, id);
         }
     }
 
-    fn write(&mut self, status: u16, shed: bool) {
+    fn write(&mut self, status: u16, repeated: Option<Repeated>) {
         self.written = true;
         let elapsed = self.started.elapsed();
         let (route_index, route) = route_label(self.route.as_ref());
         RequestMetrics::record(self.method, route, status, elapsed.as_secs_f64());
-        if shed {
-            note_refusal(route_index, route);
+        if let Some(kind) = repeated {
+            note_repeated(kind, route_index, route);
             return;
         }
         let request_id = self
@@ -161,7 +163,7 @@ impl AccessRecord {
 impl Drop for AccessRecord {
     fn drop(&mut self) {
         if !self.written {
-            self.write(CLIENT_CLOSED_STATUS, false);
+            self.write(CLIENT_CLOSED_STATUS, None);
         }
     }
 }
@@ -199,7 +201,7 @@ impl HttpBody for RecordedBody {
         if let Some(status) = outcome
             && let Some(mut record) = this.record.take()
         {
-            record.write(status, false);
+            record.write(status, None);
         }
         polled
     }
@@ -251,35 +253,59 @@ impl RequestMetrics {
 /// Refused requests not logged yet, one window per route label.
 static REFUSALS: LazyLock<Vec<Window>> =
     LazyLock::new(|| ROUTE_LABELS.iter().map(|_| Window::new()).collect());
+/// Requests failed by the store not logged yet, one window per route label.
+static STORE_DOWN: LazyLock<Vec<Window>> =
+    LazyLock::new(|| ROUTE_LABELS.iter().map(|_| Window::new()).collect());
 
-/// Counts a refusal; the first after a quiet second is logged at once, the rest in one
-/// line when their second is over.
-fn note_refusal(route_index: usize, route: &'static str) {
-    if let Some(count) = REFUSALS[route_index].note_at(aggregate::now_ms()) {
-        write_refusals(count, route);
+fn windows(kind: Repeated) -> &'static [Window] {
+    match kind {
+        Repeated::LoadShed => &REFUSALS,
+        Repeated::StoreDown => &STORE_DOWN,
     }
 }
 
-/// Writes the summaries of refusals not logged yet, if their second is over. Called once
-/// a second, so the last refusals of a flood are logged even when none follow.
+/// Counts a repeated answer; the first after a quiet second is logged at once, the rest
+/// in one line when their second is over.
+fn note_repeated(kind: Repeated, route_index: usize, route: &'static str) {
+    if let Some(count) = windows(kind)[route_index].note_at(aggregate::now_ms()) {
+        write_repeated(kind, count, route);
+    }
+}
+
+/// Writes the summaries of refusals and store failures not logged yet, if their second
+/// is over. Called once a second, so the last ones of a flood are logged even when none
+/// follow.
 pub fn flush_refusal_log() {
     let now = aggregate::now_ms();
-    for (window, route) in REFUSALS.iter().zip(ROUTE_LABELS.iter()) {
-        if let Some(count) = window.flush_at(now) {
-            write_refusals(count, route);
+    for kind in [Repeated::LoadShed, Repeated::StoreDown] {
+        for (window, route) in windows(kind).iter().zip(ROUTE_LABELS.iter()) {
+            if let Some(count) = window.flush_at(now) {
+                write_repeated(kind, count, route);
+            }
         }
     }
 }
 
-/// One line for `count` refusals on `route` (always 503: see `ApiError::Overloaded`).
-fn write_refusals(count: u64, route: &str) {
-    tracing::info!(
-        refused = count,
-        route,
-        status = StatusCode::SERVICE_UNAVAILABLE.as_u16(),
-        window_ms = aggregate::WINDOW_MS,
-        "requests refused"
-    );
+/// One line for `count` answers of one kind on `route` (always 503: see
+/// `ApiError::Overloaded` and `ApiError::StoreDown`).
+fn write_repeated(kind: Repeated, count: u64, route: &str) {
+    let status = StatusCode::SERVICE_UNAVAILABLE.as_u16();
+    match kind {
+        Repeated::LoadShed => tracing::info!(
+            refused = count,
+            route,
+            status,
+            window_ms = aggregate::WINDOW_MS,
+            "requests refused"
+        ),
+        Repeated::StoreDown => tracing::info!(
+            failed = count,
+            route,
+            status,
+            window_ms = aggregate::WINDOW_MS,
+            "requests failed, store unavailable"
+        ),
+    }
 }
 
 #[cfg(test)]
