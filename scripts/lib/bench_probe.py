@@ -324,7 +324,7 @@ def report(results, value, has_baseline):
     lines.append(f"| `/gtg?details` answered meanwhile | {before} | {after} | — |")
     before, after = both(lambda key: fmt(value(f"{key}_details_degraded"), "", 0))
     lines.append(f"| write probes failed meanwhile (a healthy store reported `degraded`) | {before} | {after} | — |")
-    before, after = both(lambda key: fmt(value(f"{key}_outage_logs", "bytes_per_10s") / 1e6, " MB", 2))
+    before, after = both(lambda key: fmt(value(f"{key}_outage_logs", "bytes_per_10s") / 1e3, " KB", 0))
     lines.append(f"| store down, {OUTAGE_CONNECTIONS} connections reading: log per 10 s | {before} | {after} | "
                  f"{ratio(value('before_outage_logs', 'bytes_per_10s') if has_baseline else None, value('after_outage_logs', 'bytes_per_10s'))} |")
     before, after = both(lambda key: fmt(value(f"{key}_outage_logs", "lines_per_10s"), " lines", 0))
