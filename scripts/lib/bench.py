@@ -3,6 +3,7 @@
 
     bench.py --binary PATH --out FILE [--label TEXT] [--duration SECS] [--repeat N]
              [--only GROUP,...] [--chain-ns NS] [--bare-axum PATH] [--dynamodb-floor PATH]
+             [--baseline PATH]
 
 Starts the service (and its floors) on 127.0.0.1, drives them with oha, and writes a
 Markdown report. Every load is bounded by --duration or a request count. The groups:
@@ -16,13 +17,15 @@ Markdown report. Every load is bounded by --duration or a request count. The gro
 - writes: new names POSTed to SQLite by 16 connections, the service pinned to core 0;
 - memory: resident memory idle and with 5,000 idle keep-alive connections;
 - instructions: user-space instructions per request counted by valgrind's callgrind,
-  `/gtg` against the bare axum server: stable where wall-clock time is not.
+  `/gtg` against the bare axum server: stable where wall-clock time is not;
+- probe: what the second adversarial probe measured (full listings, `/gtg?details`
+  against writes, memory over slowloris bursts), on this build and on `--baseline`
+  side by side (bench_probe.py).
 """
 
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import socket
@@ -30,18 +33,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
-OHA = os.environ.get("OHA", "oha")
-GROUPS = ("matrix", "flood", "cost", "writes", "memory", "instructions")
+from bench_probe import measure_probe, report as probe_report
+from benchkit import (LOAD_CPU, SERVER_CPU, BareAxum, Service, cpu_cost, fmt, free_port, http_status,
+                      machine, new_names_url, oha, pinned, rss_kib, under_load)
+
+GROUPS = ("matrix", "flood", "cost", "writes", "memory", "instructions", "probe")
 # Closed-loop clients of the refusal flood: each sends its next request as soon as it
 # has the last answer, as the probe of the service's overload behaviour did.
 FLOOD_CONNECTIONS = 200
 # The seed of service/benches/computation.rs; URL-safe as it is.
 CHAIN_SEED = "2026-11-22T12:00:00.123456789Z"
-# Pinned runs: the server measured on one core, everything else on the other.
-SERVER_CPU, LOAD_CPU = 0, 1
 # Connections of the per-request cost runs (closed loop), and of the durable writes.
 COST_CONNECTIONS = 64
 STORE_CONNECTIONS = 16
@@ -61,204 +63,6 @@ AWS_ENV = {
     "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_status(url, method="GET"):
-    request = urllib.request.Request(url, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as err:
-        return err.code
-    except OSError:
-        return None
-
-
-def pinned(cpu):
-    return ["taskset", "-c", str(cpu)] if cpu is not None else []
-
-
-def oha(*args, cpu=None):
-    """One bounded oha run (on core `cpu` when given); returns 2xx and other answers per
-    second, their count, p50/p99/mean latency in ms, and the count not answered 2xx."""
-    output = subprocess.run(
-        # -w: requests still in flight at the deadline finish instead of counting as errors.
-        [*pinned(cpu), OHA, "--no-tui", "--output-format", "json", "-t", "10s", "-w", *args],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    report = json.loads(output)
-    statuses = report.get("statusCodeDistribution") or {}
-    errors = sum((report.get("errorDistribution") or {}).values())
-    ok = sum(n for code, n in statuses.items() if code.startswith("2"))
-    total = sum(statuses.values()) + errors
-    seconds = report["summary"]["total"]
-    percentiles = report.get("latencyPercentiles") or {}
-    ms = lambda v: None if v is None else v * 1000  # noqa: E731
-    return {
-        "rps": ok / seconds if seconds else 0.0,
-        "other_rps": (total - ok) / seconds if seconds else 0.0,
-        "ok": ok,
-        "p50": ms(percentiles.get("p50")),
-        "p99": ms(percentiles.get("p99")),
-        "mean": ms(report["summary"].get("average")),
-        "failed": total - ok,
-    }
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status", encoding="utf-8") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return None
-
-
-def cpu_seconds(pid):
-    """User and system CPU time of a process and all its threads."""
-    with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
-        text = stat.read()
-    # The command name may hold spaces: fields are counted after its closing ')'.
-    fields = text[text.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_cost(pid, run):
-    """Runs `run` (an oha run) and adds the server's CPU time per 2xx answer, in µs, and
-    the share of its core it used meanwhile."""
-    before, started = cpu_seconds(pid), time.perf_counter()
-    result = run()
-    used, wall = cpu_seconds(pid) - before, time.perf_counter() - started
-    result["cpu_us"] = used * 1e6 / result["ok"] if result["ok"] else None
-    result["busy"] = 100 * used / wall
-    return result
-
-
-def machine():
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            cpu = next(l.split(":", 1)[1].strip() for l in info if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory": f"{mem_gib:.0f} GiB",
-        "kernel": platform.release(),
-        "rustc": rustc,
-        "oha": subprocess.run([OHA, "--version"], capture_output=True, text=True).stdout.strip(),
-        "load": os.getloadavg()[0],
-    }
-
-
-def fmt(value, unit="", digits=1):
-    return "n/a" if value is None else f"{value:,.{digits}f}{unit}"
-
-
-class Server:
-    """A server process on 127.0.0.1, optionally pinned to one core (or under another
-    command, such as valgrind), ready once `GET /gtg` answers 200."""
-
-    def __init__(self, command, env=None, cpu=None, wrapper=(), ready_within=10):
-        self.command, self.env, self.cpu = command, env, cpu
-        self.wrapper, self.ready_within = list(wrapper), ready_within
-
-    def start(self, port, data):
-        self.port, self.base = port, f"http://127.0.0.1:{port}"
-        self.log = open(os.path.join(data, "server.log"), "w", encoding="utf-8")
-        started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [*pinned(self.cpu), *self.wrapper, *self.command],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        deadline = started + self.ready_within
-        while http_status(f"{self.base}/gtg") != 200:
-            if time.perf_counter() > deadline or self.process.poll() is not None:
-                self.stop()
-                raise SystemExit(f"ERROR: {self.command[0]} did not answer /gtg within {self.ready_within} s")
-            time.sleep(0.001)
-        self.start_ms = (time.perf_counter() - started) * 1000
-        self.pid = self.process.pid
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-        self.process.wait(timeout=60)
-        self.log.close()
-
-
-class Service(Server):
-    """The binary on SQLite in a temporary folder (or on another store)."""
-
-    def __init__(self, binary, overrides=None, cpu=None, store_env=None, wrapper=(), ready_within=10):
-        super().__init__([binary], cpu=cpu, wrapper=wrapper, ready_within=ready_within)
-        self.overrides, self.store_env = overrides or {}, store_env
-
-    def __enter__(self):
-        self.data = tempfile.TemporaryDirectory()
-        port = free_port()
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "CANDIDATES_LOG_FORMAT": "json",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "CANDIDATES_INSTANCE_ID": "i-bench",
-        }
-        # Settings under comparison (pool sizes, RUST_LOG) come from the caller.
-        env.update({k: v for k, v in os.environ.items() if k.startswith("CANDIDATES_") or k == "RUST_LOG"})
-        env.update(self.overrides)
-        # ... but never where it listens or what it writes to.
-        env["CANDIDATES_LISTEN"] = f"127.0.0.1:{port}"
-        env["CANDIDATES_STORE"] = f"sqlite://{self.data.name}/candidates.db"
-        env.update(self.store_env or {})
-        self.env = env
-        try:
-            self.start(port, self.data.name)
-        except BaseException:
-            self.data.cleanup()
-            raise
-        return self
-
-    def __exit__(self, *_):
-        self.stop()
-        self.data.cleanup()
-
-    def log_lines(self):
-        with open(os.path.join(self.data.name, "server.log"), encoding="utf-8") as log:
-            return sum(1 for _ in log)
-
-    def metric(self, series):
-        with urllib.request.urlopen(f"{self.base}/metrics", timeout=5) as response:
-            for line in response.read().decode().splitlines():
-                if line.startswith(series + " "):
-                    return float(line.split()[1])
-        return None
-
-
-class BareAxum(Server):
-    """The floor of every request: benches/bare_axum.rs."""
-
-    def __init__(self, binary, cpu=None, wrapper=(), ready_within=10):
-        super().__init__([binary], env={"PATH": os.environ.get("PATH", "")}, cpu=cpu,
-                         wrapper=wrapper, ready_within=ready_within)
-
-    def __enter__(self):
-        self.data = tempfile.TemporaryDirectory()
-        port = free_port()
-        self.command = [self.command[0], f"127.0.0.1:{port}"]
-        self.start(port, self.data.name)
-        return self
-
-    def __exit__(self, *_):
-        self.stop()
-        self.data.cleanup()
 
 
 class Moto:
@@ -305,15 +109,6 @@ class Moto:
         self.process.wait(timeout=30)
         self.log.close()
         self.data.cleanup()
-
-
-def under_load(load, probe, warmup=1):
-    """Runs `load` (a long oha run) and, a second into it, `probe`; returns both."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        loading = pool.submit(load)
-        time.sleep(warmup)
-        probed = probe()
-        return loading.result(), probed
 
 
 def measure_matrix(binary, duration, workers, results):
@@ -380,12 +175,6 @@ def measure_flood(binary, duration, workers, results):
             results[f"{prefix}flood_share"] = (
                 100 * results[f"{prefix}flood"]["rps"] / baseline_rps if baseline_rps else None
             )
-
-
-def new_names_url(port):
-    """oha's --rand-regex-url for POSTs of names never written before (dots in brackets:
-    the whole URL is a pattern)."""
-    return f"http://127[.]0[.]0[.]1:{port}/candidate/bench-w-[a-z0-9]{{12}}"
 
 
 def measure_cost(paths, duration, results):
@@ -532,6 +321,8 @@ def measure_once(paths, duration, workers, groups):
         measure_memory(paths, results)
     if "instructions" in groups:
         measure_instructions(paths, results)
+    if "probe" in groups:
+        measure_probe(paths.binary, paths.baseline, duration, results)
     return results
 
 
@@ -545,7 +336,10 @@ def combine(runs):
     first = runs[0]
     combined, ranges = {}, {}
     for key, value in first.items():
-        if isinstance(value, dict):
+        if isinstance(value, list):
+            combined[key] = [median([r[key][i] for r in runs]) for i in range(len(value))]
+            ranges[key] = None
+        elif isinstance(value, dict):
             combined[key] = {k: median([r[key][k] for r in runs]) for k in value}
             ranges[key] = {k: (min(r[key][k] or 0 for r in runs), max(r[key][k] or 0 for r in runs)) for k in value}
         else:
@@ -565,12 +359,13 @@ def main(argv):
     parser.add_argument("--chain-ns", type=float, default=0.0)
     parser.add_argument("--bare-axum")
     parser.add_argument("--dynamodb-floor")
+    parser.add_argument("--baseline")
     args = parser.parse_args(argv[1:])
     groups = [g for g in args.only.split(",") if g] or list(GROUPS)
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         raise SystemExit(f"ERROR: unknown measurement group(s) {unknown}; known: {', '.join(GROUPS)}")
-    pinned_groups = {"flood", "cost", "writes", "instructions"} & set(groups)
+    pinned_groups = {"flood", "cost", "writes", "instructions", "probe"} & set(groups)
     if pinned_groups and (os.cpu_count() or 1) < 2:
         raise SystemExit(f"ERROR: {', '.join(sorted(pinned_groups))} pin the server and its load to two different cores; this machine has one")
     if {"cost", "instructions"} & set(groups) and not args.bare_axum:
@@ -726,6 +521,8 @@ def main(argv):
                 f"| refusal flood ({what}): `/gtg` p99 (200 rps) | {cell(prefix + 'flood_gtg', 'p99', ' ms', 2)} |",
                 f"| refusal flood ({what}): log lines written | {cell(prefix + 'flood_log_lines_per_s', None, ' per s', 0)} |",
             ]
+    if "probe" in groups:
+        lines += probe_report(results, value, args.baseline is not None)
     lines += [
         "",
         "Requests not answered 2xx, over all passes: "

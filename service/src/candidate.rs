@@ -1,9 +1,12 @@
 //! The domain: a candidate's name, and the page/cursor vocabulary used to list them.
 //!
 //! Names are parsed once at the edge (`CandidateName::parse`) so every store and handler
-//! can rely on them being valid. Candidates are listed in ascending order of the name's
-//! UTF-8 bytes: SQLite's BINARY collation, DynamoDB's string sort keys and Rust's `str`
-//! ordering all agree on it, which is what lets both stores page identically.
+//! can rely on them being valid and in one spelling (the Unicode rule of `unicode`).
+//! Candidates are listed in ascending order of the name's UTF-8 bytes: SQLite's BINARY
+//! collation, DynamoDB's string sort keys and Rust's `str` ordering all agree on it,
+//! which is what lets both stores page identically.
+
+mod unicode;
 
 use std::fmt;
 
@@ -12,7 +15,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use md5::{Digest, Md5};
 use serde::Serialize;
 
-/// A validated candidate name: 1 to 256 characters, none of them a control character.
+/// A validated candidate name in NFC: 1 to 256 characters, something visible, none of
+/// the characters the rule refuses (see `unicode`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct CandidateName(String);
@@ -26,16 +30,43 @@ pub enum NameError {
         max = CandidateName::MAX_CHARS
     )]
     TooLong(usize),
-    #[error("candidate name must not contain control characters")]
-    ControlCharacter,
+    #[error("candidate name must not contain U+{code:04X} ({1})", code = u32::from(*.0))]
+    Forbidden(char, &'static str),
+    #[error("candidate name must not be blank (only spaces or invisible characters)")]
+    Blank,
 }
 
 impl CandidateName {
-    /// The longest accepted name, in Unicode scalar values (not bytes).
+    /// The longest accepted name, in Unicode scalar values (not bytes), once in NFC.
     pub const MAX_CHARS: usize = 256;
 
+    /// A name from a client: normalised to NFC, then held to the rule.
     pub fn parse(raw: impl Into<String>) -> Result<Self, NameError> {
-        let raw = raw.into();
+        let name = unicode::nfc(raw.into());
+        let chars = name.chars().count();
+        if chars == 0 {
+            return Err(NameError::Empty);
+        }
+        if chars > Self::MAX_CHARS {
+            return Err(NameError::TooLong(chars));
+        }
+        if let Some((c, what)) = name
+            .chars()
+            .find_map(|c| unicode::forbidden(c).map(|what| (c, what)))
+        {
+            return Err(NameError::Forbidden(c, what));
+        }
+        if unicode::is_blank(&name) {
+            return Err(NameError::Blank);
+        }
+        Ok(Self(name))
+    }
+
+    /// A name as a store holds it, taken as it is: names written before the Unicode rule
+    /// (not in NFC, or with a character it now refuses) are still listed as they are
+    /// stored, and a cursor after one resumes exactly there. Only what no version of
+    /// the service ever accepted (empty, too long, control characters) is refused.
+    pub fn stored(raw: String) -> Result<Self, NameError> {
         let chars = raw.chars().count();
         if chars == 0 {
             return Err(NameError::Empty);
@@ -43,8 +74,8 @@ impl CandidateName {
         if chars > Self::MAX_CHARS {
             return Err(NameError::TooLong(chars));
         }
-        if raw.chars().any(char::is_control) {
-            return Err(NameError::ControlCharacter);
+        if let Some(c) = raw.chars().find(|c| c.is_control()) {
+            return Err(NameError::Forbidden(c, "a control character"));
         }
         Ok(Self(raw))
     }
@@ -192,7 +223,8 @@ impl Cursor {
             return Err(CursorError);
         }
         let name = std::str::from_utf8(name).map_err(|_| CursorError)?;
-        let name = CandidateName::parse(name).map_err(|_| CursorError)?;
+        // A position in the stored order, not a name a client typed: as stored.
+        let name = CandidateName::stored(name.to_owned()).map_err(|_| CursorError)?;
         Ok(Self::after(name))
     }
 
@@ -237,18 +269,84 @@ mod tests {
     #[test]
     fn empty_and_control_characters_are_refused() {
         assert_eq!(CandidateName::parse(""), Err(NameError::Empty));
-        for bad in ["a\nb", "tab\t", "\u{0}", "del\u{7f}", "c1\u{85}"] {
+        for (bad, code) in [
+            ("a\nb", '\n'),
+            ("tab\t", '\t'),
+            ("\u{0}", '\u{0}'),
+            ("del\u{7f}", '\u{7f}'),
+            ("c1\u{85}", '\u{85}'),
+        ] {
             assert_eq!(
                 CandidateName::parse(bad),
-                Err(NameError::ControlCharacter),
+                Err(NameError::Forbidden(code, "a control character")),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            NameError::Forbidden('\u{202E}', "a bidirectional control character").to_string(),
+            "candidate name must not contain U+202E (a bidirectional control character)"
+        );
+    }
+
+    #[test]
+    fn names_are_one_spelling_whatever_the_composition() {
+        let composed = name("Zo\u{00EB}");
+        let decomposed = name("Zoe\u{0308}");
+        assert_eq!(composed, decomposed);
+        assert_eq!(decomposed.as_str(), "Zo\u{00EB}");
+        // The length is counted once composed: 256 decomposed é are 512 code points.
+        assert!(CandidateName::parse("e\u{0301}".repeat(256)).is_ok());
+    }
+
+    #[test]
+    fn blank_names_and_forbidden_characters_are_refused() {
+        for blank in [" ", "\u{3000}", "\u{200D}", " \u{200B} "] {
+            assert_eq!(
+                CandidateName::parse(blank),
+                Err(NameError::Blank),
+                "{blank:?}"
+            );
+        }
+        for (bad, code) in [
+            ("evil\u{202E}gnp.exe", '\u{202E}'),
+            ("a\u{2028}b", '\u{2028}'),
+            ("\u{FEFF}bom", '\u{FEFF}'),
+            ("x\u{FFFF}", '\u{FFFF}'),
+            ("\u{200F}", '\u{200F}'),
+        ] {
+            assert!(
+                matches!(CandidateName::parse(bad), Err(NameError::Forbidden(c, _)) if c == code),
                 "{bad:?}"
             );
         }
     }
 
     #[test]
+    fn stored_names_are_taken_as_they_are() {
+        let legacy = CandidateName::stored("Zoe\u{0308}".to_owned()).expect("as stored");
+        assert_eq!(legacy.as_str(), "Zoe\u{0308}");
+        assert!(CandidateName::stored("\u{202E}x".to_owned()).is_ok());
+        assert!(CandidateName::stored(String::new()).is_err());
+        assert!(CandidateName::stored("a\nb".to_owned()).is_err());
+        // A cursor after a legacy name resumes after that very name.
+        let cursor = Cursor::after(legacy.clone());
+        assert_eq!(
+            Cursor::decode(&cursor.encode()).map(|c| c.after),
+            Ok(legacy)
+        );
+    }
+
+    #[test]
     fn punctuation_slashes_and_non_ascii_are_names_too() {
-        for ok in ["O'Brien", "a/b", "Zoë Ångström", "李小龙", "🙂", " padded "] {
+        for ok in [
+            "O'Brien",
+            "a/b",
+            "Zoë Ångström",
+            "李小龙",
+            "🙂",
+            " padded ",
+            "👩\u{200D}💻",
+        ] {
             assert_eq!(name(ok).as_str(), ok);
         }
     }

@@ -115,6 +115,29 @@ pub struct Config {
           value_parser = bounded("CANDIDATES_SHUTDOWN_DRAIN_SECS", 0, MAX_SHUTDOWN_DRAIN_SECS))]
     pub shutdown_drain_secs: u32,
 
+    /// Full listings (GET /candidates without limit) that may stream at once; beyond
+    /// them one is refused at once with 503 and Retry-After, so that the admitted ones
+    /// finish in time and other requests keep their latency. A listing of 100,000
+    /// candidates takes about a fifth of a second of CPU.
+    #[arg(long, env = "CANDIDATES_FULL_LISTINGS", value_name = "N", default_value_t = 4,
+          value_parser = bounded("CANDIDATES_FULL_LISTINGS", 1, 10_000))]
+    pub full_listings: u32,
+
+    /// Connections that may be open at once. At the limit a new connection closes the
+    /// one waiting longest without a request in flight (idle, or still sending its
+    /// request head), or is refused if every connection has a request in flight.
+    /// Lowered at start to leave 64 descriptors under the open-file limit.
+    #[arg(long, env = "CANDIDATES_MAX_CONNECTIONS", value_name = "N", default_value_t = 10_000,
+          value_parser = bounded("CANDIDATES_MAX_CONNECTIONS", 1, 1_000_000))]
+    pub max_connections: u32,
+
+    /// Log lines (in KiB) that may wait for standard output. Beyond that new lines are
+    /// dropped and counted (log_lines_dropped_total) rather than making requests and
+    /// the health check wait for a log reader that fell behind.
+    #[arg(long, env = "CANDIDATES_LOG_BUFFER_KIB", value_name = "KIB", default_value_t = 4096,
+          value_parser = bounded("CANDIDATES_LOG_BUFFER_KIB", 64, 1_048_576))]
+    pub log_buffer_kib: u32,
+
     /// Instance id to report instead of asking EC2's metadata service (IMDSv2).
     #[arg(long, env = "CANDIDATES_INSTANCE_ID", value_name = "ID")]
     pub instance_id: Option<String>,
@@ -176,6 +199,10 @@ impl Config {
     /// in flight (see [`STOP_TIMEOUT_SECS`]).
     pub fn longest_stop(&self) -> Duration {
         self.shutdown_drain() + self.in_flight_limit()
+    }
+
+    pub fn log_buffer_bytes(&self) -> usize {
+        self.log_buffer_kib as usize * 1024
     }
 
     pub fn computation_refusal_delay(&self) -> Duration {
@@ -281,6 +308,9 @@ mod tests {
             }
         );
         assert_eq!(config.shutdown_drain(), Duration::ZERO);
+        assert_eq!(config.full_listings, 4);
+        assert_eq!(config.max_connections, 10_000);
+        assert_eq!(config.log_buffer_bytes(), 4 << 20);
         assert_eq!(config.log_format, LogFormat::Auto);
         assert!(config.workers().get() >= 1);
     }
@@ -342,6 +372,9 @@ mod tests {
                 "--computation-refusal-delay-ms=-1",
                 "CANDIDATES_COMPUTATION_REFUSAL_DELAY_MS",
             ),
+            ("--full-listings=0", "CANDIDATES_FULL_LISTINGS"),
+            ("--max-connections=0", "CANDIDATES_MAX_CONNECTIONS"),
+            ("--log-buffer-kib=1", "CANDIDATES_LOG_BUFFER_KIB"),
         ];
         for (flag, variable) in cases {
             let err = parse(&[flag]).expect_err(flag);

@@ -18,6 +18,9 @@
 //! On shutdown, a connection with no request in flight closes at once; one with a
 //! request finishes it and then closes.
 //!
+//! The number of open connections is bounded (`registry`): at the bound a new connection
+//! closes the one waiting longest without a request in flight.
+//!
 //! Only HTTP/1.1 (and 1.0) is served. The load balancer speaks HTTP/1.1 to its targets,
 //! every rule above is defined on HTTP/1.1's one-request-at-a-time exchange, and a
 //! protocol that is not offered cannot be abused.
@@ -43,6 +46,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::Service;
 
+mod registry;
+
+pub use registry::{Registry, descriptor_limit, fitted as fitted_connection_limit};
+
 /// The most bytes a request head (request line and header fields) may take. The same
 /// as the load balancer's own limit on a whole header; beyond it hyper answers 431.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -57,15 +64,21 @@ pub struct ConnectionLimits {
     pub response: Duration,
 }
 
-/// Serves one connection until the client closes it, a phase runs out of time, or
-/// shutdown closes it. `shutdown` turning `true` starts the shutdown described above.
+/// Serves one connection until the client closes it, a phase runs out of time, shutdown
+/// closes it, or `registry` makes room with it. `shutdown` turning `true` starts the
+/// shutdown described above.
 pub async fn serve(
     stream: TcpStream,
     router: Router,
     limits: ConnectionLimits,
+    registry: Arc<Registry>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let clock = Arc::new(Clock::new());
+    // Refused (every connection busy): dropping the stream closes it.
+    let Some(place) = registry.admit(Arc::clone(&clock)) else {
+        return;
+    };
     let io = TokioIo::new(ClockedStream {
         stream,
         clock: Arc::clone(&clock),
@@ -100,6 +113,9 @@ pub async fn serve(
                     tracing::debug!(error = %err, "connection ended with an error");
                 }
                 return;
+            }
+            () = place.evicted(), if !clock.is_busy() => {
+                return close("evicted");
             }
             _ = shutdown.changed(), if !stopping => {
                 // A closed channel means the server is gone: shut down all the same.

@@ -24,6 +24,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The client had not sent the whole request body by the request timeout: its fault,
+    /// so a 4xx rather than a 5xx that pages someone.
+    #[error("the request body did not arrive within the request timeout")]
+    BodyTimeout,
     /// A dependency or a bounded resource cannot serve now. With `retry_after_secs` the
     /// client learns when to try again (`Retry-After`).
     #[error("{message}")]
@@ -32,9 +36,14 @@ pub enum ApiError {
         retry_after_secs: Option<u64>,
     },
     /// Load shedding: a bounded resource is full, the client should come back in a
-    /// second. Marked with [`LoadShed`] so the access log can aggregate a flood of them.
+    /// second. Marked with [`Repeated::LoadShed`] so the access log can aggregate a flood of them.
     #[error("{0}")]
     Overloaded(String),
+    /// The candidate store failed (its cause logged where it happened): 503 with
+    /// `Retry-After: 1`. Marked with [`Repeated::StoreDown`]: an outage fails every
+    /// request, and the access log aggregates them as it does refusals.
+    #[error("candidate store unavailable")]
+    StoreDown,
     #[error("internal error")]
     Internal,
 }
@@ -75,7 +84,10 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unavailable { .. } | Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Unavailable { .. } | Self::Overloaded(_) | Self::StoreDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -98,11 +110,17 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                response.extensions_mut().insert(LoadShed);
+                response.extensions_mut().insert(Repeated::LoadShed);
+            }
+            Self::StoreDown => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response.extensions_mut().insert(Repeated::StoreDown);
             }
             // The rest of the body is never read, so the connection cannot carry another
             // request: say so, or a client may reuse it and see it reset.
-            Self::PayloadTooLarge { .. } => {
+            Self::PayloadTooLarge { .. } | Self::BodyTimeout => {
                 response
                     .headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -113,9 +131,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Marks a response that refused its request to shed load (see `ApiError::Overloaded`).
-#[derive(Debug, Clone, Copy)]
-pub struct LoadShed;
+/// Marks a response that a flood would repeat by the thousand, so that the access log
+/// records them in aggregate: a refusal to shed load (`ApiError::Overloaded`), or a
+/// failure of the store (`ApiError::StoreDown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeated {
+    LoadShed,
+    StoreDown,
+}
 
 impl From<NameError> for ApiError {
     fn from(err: NameError) -> Self {
@@ -163,7 +186,7 @@ impl From<StoreError> for ApiError {
         // The cause was logged and counted by the store wrapper; the client only
         // needs to know it may retry.
         match err {
-            StoreError::Unavailable { .. } => Self::retry_later("candidate store unavailable", 1),
+            StoreError::Unavailable { .. } => Self::StoreDown,
         }
     }
 }
@@ -200,8 +223,14 @@ mod tests {
                 413,
                 "request body is larger than 10 bytes",
             ),
+            (
+                ApiError::BodyTimeout,
+                408,
+                "the request body did not arrive within the request timeout",
+            ),
             (ApiError::retry_later("busy", 1), 503, "busy"),
             (ApiError::overloaded("queue full"), 503, "queue full"),
+            (ApiError::StoreDown, 503, "candidate store unavailable"),
             (ApiError::unavailable("draining"), 503, "draining"),
             (ApiError::Internal, 500, "internal error"),
         ];
@@ -221,10 +250,19 @@ mod tests {
     async fn unavailable_tells_the_client_when_to_retry() {
         let response = ApiError::retry_later("store down", 2).into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
-        assert!(response.extensions().get::<LoadShed>().is_none());
+        assert!(response.extensions().get::<Repeated>().is_none());
         let shed = ApiError::overloaded("queue full").into_response();
         assert_eq!(shed.headers()[header::RETRY_AFTER], "1");
-        assert!(shed.extensions().get::<LoadShed>().is_some());
+        assert_eq!(
+            shed.extensions().get::<Repeated>(),
+            Some(&Repeated::LoadShed)
+        );
+        let down = ApiError::StoreDown.into_response();
+        assert_eq!(down.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            down.extensions().get::<Repeated>(),
+            Some(&Repeated::StoreDown)
+        );
         for no_hint in [
             ApiError::bad_request("x"),
             ApiError::unavailable("draining"),
@@ -242,6 +280,8 @@ mod tests {
     #[test]
     fn a_refused_body_closes_the_connection() {
         let response = ApiError::PayloadTooLarge { limit: 1 }.into_response();
+        assert_eq!(response.headers()[header::CONNECTION], "close");
+        let response = ApiError::BodyTimeout.into_response();
         assert_eq!(response.headers()[header::CONNECTION], "close");
         let response = ApiError::bad_request("x").into_response();
         assert!(response.headers().get(header::CONNECTION).is_none());
@@ -271,7 +311,10 @@ mod tests {
         assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
         let response = full.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
-        assert!(response.extensions().get::<LoadShed>().is_some());
+        assert_eq!(
+            response.extensions().get::<Repeated>(),
+            Some(&Repeated::LoadShed)
+        );
         assert_eq!(
             ApiError::from(PoolError::Stopped).status(),
             StatusCode::INTERNAL_SERVER_ERROR

@@ -10,6 +10,7 @@ pub mod connection;
 pub mod error;
 pub mod instance;
 pub mod lifecycle;
+pub mod memory;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::connection::{self, ConnectionLimits};
+use crate::connection::{self, ConnectionLimits, Registry};
 
 /// Whether the process is on its way out; shared by the server and the health check.
 #[derive(Clone, Debug, Default)]
@@ -74,6 +74,7 @@ pub async fn serve(
     mut signals: Signals,
     policy: ShutdownPolicy,
     limits: ConnectionLimits,
+    connections: Arc<Registry>,
 ) {
     let drain = policy.drain;
     let shutdown_requested = async move {
@@ -108,8 +109,9 @@ pub async fn serve(
                 let app = app.clone();
                 let stopping = stopping.clone();
                 let open = open_connection.clone();
+                let connections = Arc::clone(&connections);
                 tokio::spawn(async move {
-                    connection::serve(stream, app, limits, stopping).await;
+                    connection::serve(stream, app, limits, connections, stopping).await;
                     drop(open);
                 });
             }

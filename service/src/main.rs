@@ -4,10 +4,15 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use candidates::api::{FullListings, StoreHealth};
 use candidates::computation::ComputationPool;
 use candidates::config::Config;
+use candidates::connection::{self, Registry};
 use candidates::instance::InstanceIdentity;
 use candidates::lifecycle::{self, Lifecycle, ShutdownPolicy, Signals};
+use candidates::memory::Trimmer;
 use candidates::store::{self, StoreTimeouts};
 use candidates::{AppState, Limits, api, telemetry};
 
@@ -22,7 +27,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let config = Config::load();
     // Dropped last, as main returns: the lines still buffered are written then.
-    let _logs = telemetry::init_tracing(config.log_format);
+    let _logs = telemetry::init_tracing(config.log_format, config.log_buffer_bytes());
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -42,6 +47,17 @@ async fn run(config: Config) -> Result<(), String> {
     )
     .await?;
     let pool = ComputationPool::start(config.workers(), config.computation_queue as usize);
+    let connections = Registry::new(connection::fitted_connection_limit(
+        config.max_connections as usize,
+        connection::descriptor_limit(),
+    ));
+    if connections.max() < config.max_connections as usize {
+        tracing::warn!(
+            configured = config.max_connections,
+            max_connections = connections.max(),
+            "CANDIDATES_MAX_CONNECTIONS lowered to fit the open-file limit (ulimit -n)"
+        );
+    }
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -59,6 +75,8 @@ async fn run(config: Config) -> Result<(), String> {
         store = %config.store,
         computation_workers = pool.workers(),
         computation_queue = pool.queue_capacity(),
+        full_listings = config.full_listings,
+        max_connections = connections.max(),
         "listening"
     );
 
@@ -71,13 +89,15 @@ async fn run(config: Config) -> Result<(), String> {
             Err(err) => tracing::warn!(error = %err, "store not reachable yet; serving anyway"),
         }
     });
-    tokio::spawn(upkeep(metrics.clone()));
+    tokio::spawn(upkeep(metrics.clone(), Arc::clone(&connections)));
 
     let lifecycle = Lifecycle::default();
     let state = AppState {
         store,
         pool,
+        full_listings: FullListings::new(config.full_listings as usize),
         instance,
+        store_health: Arc::new(StoreHealth::default()),
         lifecycle: lifecycle.clone(),
         metrics,
         limits: Limits {
@@ -98,18 +118,27 @@ async fn run(config: Config) -> Result<(), String> {
         signals,
         policy,
         config.connection_limits(),
+        connections,
     )
     .await;
     Ok(())
 }
 
-/// Every second: writes the summary of refused requests not yet logged; every five:
+/// Every second: writes the summaries of refused requests and store failures not yet
+/// logged, and hands memory back once a burst of connections is over; every five:
 /// keeps the metrics recorder's memory bounded between scrapes.
-async fn upkeep(metrics: metrics_exporter_prometheus::PrometheusHandle) {
+async fn upkeep(
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    connections: Arc<Registry>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut trimmer = Trimmer::default();
     for second in 0u64.. {
         tick.tick().await;
         api::flush_refusal_log();
+        store::flush_store_error_log();
+        let (open, peak) = connections.open_and_peak();
+        trimmer.observe(open, peak);
         if second % 5 == 0 {
             metrics.run_upkeep();
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::api::{FullListings, StoreHealth};
 use crate::computation::ComputationPool;
 use crate::instance::InstanceIdentity;
 use crate::lifecycle::Lifecycle;
@@ -18,7 +19,11 @@ use crate::store::CandidateStore;
 pub struct AppState {
     pub store: Arc<dyn CandidateStore>,
     pub pool: ComputationPool,
+    /// The bound on `GET /candidates` without `limit` streaming at once.
+    pub full_listings: FullListings,
     pub instance: InstanceIdentity,
+    /// The last look at the store, shared by the `?details` of the next second.
+    pub store_health: Arc<StoreHealth>,
     pub lifecycle: Lifecycle,
     pub metrics: PrometheusHandle,
     pub limits: Limits,

@@ -2,8 +2,10 @@
 //!
 //! Log lines (JSON by default: `json_lines`) are copied into a buffer that a thread of
 //! its own writes to standard output in batches (`log_writer`), so that serving a
-//! request never waits for a `write(2)`.
+//! request never waits for a `write(2)`, nor for a log reader that fell behind. Events
+//! that repeat are logged in aggregate (`aggregate`).
 
+pub mod aggregate;
 mod json_lines;
 mod log_writer;
 
@@ -14,8 +16,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use self::json_lines::JsonLines;
-pub use self::log_writer::LogGuard;
 use self::log_writer::LogWriter;
+pub use self::log_writer::{DEFAULT_MAX_BUFFERED, LogGuard};
 use crate::config::LogFormat;
 
 /// `RUST_LOG` overrides this. The AWS SDK is chatty at info level about credentials.
@@ -30,9 +32,10 @@ const LATENCY_BUCKETS: &[f64] = &[
 const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 /// JSON lines when asked, or when nobody is watching a terminal (systemd's journal,
-/// a pipe, a file); human-readable lines otherwise. Keep the guard until the process
-/// exits: dropping it writes the lines still buffered.
-pub fn init_tracing(format: LogFormat) -> LogGuard {
+/// a pipe, a file); human-readable lines otherwise; at most `buffer_bytes` of them
+/// waiting for standard output. Keep the guard until the process exits: dropping it
+/// writes the lines still buffered.
+pub fn init_tracing(format: LogFormat, buffer_bytes: usize) -> LogGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let json = match format {
@@ -40,7 +43,7 @@ pub fn init_tracing(format: LogFormat) -> LogGuard {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
-    let (writer, guard) = LogWriter::spawn(std::io::stdout())
+    let (writer, guard) = LogWriter::spawn(std::io::stdout(), buffer_bytes)
         .unwrap_or_else(|err| panic!("cannot start the log writer thread: {err}"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,16 +1,18 @@
 //! The application's router in process, through `candidates::app` and tower's `oneshot`:
-//! what the black-box tests cannot arrange over a socket, a store that never answers or
-//! one that panics, with tokio's clock paused so a request timeout costs no real time.
+//! what the black-box tests cannot arrange over a socket, a store that never answers,
+//! one that panics or one that fails in the middle of a listing, with tokio's clock
+//! paused where a request timeout would otherwise cost real time.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
+use candidates::api::{FullListings, StoreHealth};
 use candidates::candidate::{Candidate, CandidateName, Page, PageLimit};
 use candidates::computation::ComputationPool;
 use candidates::instance::InstanceIdentity;
@@ -79,11 +81,62 @@ impl CandidateStore for FaultyStore {
     }
 }
 
+/// A store of 2,500 names whose listing answers its first page, then (after a pause of
+/// `pause`) fails.
+#[derive(Debug)]
+struct FailsAfterFirstPage {
+    calls: AtomicUsize,
+    pause: Duration,
+}
+
+#[async_trait]
+impl CandidateStore for FailsAfterFirstPage {
+    async fn put(&self, _: &CandidateName) -> Result<(), StoreError> {
+        Err(StoreError::unavailable("put", "read-only"))
+    }
+
+    async fn get(&self, _: &CandidateName) -> Result<Option<Candidate>, StoreError> {
+        Err(StoreError::unavailable("get", "not here"))
+    }
+
+    async fn list(
+        &self,
+        limit: PageLimit,
+        after: Option<&CandidateName>,
+    ) -> Result<Page, StoreError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) > 0 {
+            tokio::time::sleep(self.pause).await;
+            return Err(StoreError::unavailable("list", "the store went away"));
+        }
+        assert!(after.is_none());
+        let names = (0..=limit.get())
+            .map(|i| CandidateName::parse(format!("name {i:05}")).expect("valid"))
+            .collect();
+        Ok(Page::from_sorted(names, limit))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "fails-after-first-page"
+    }
+}
+
+/// The value of one series in the Prometheus text, if present.
+fn series(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
 fn state(store: Arc<dyn CandidateStore>) -> AppState {
     AppState {
         store,
         pool: ComputationPool::start(NonZeroUsize::MIN, 1),
+        full_listings: FullListings::new(2),
         instance: InstanceIdentity::resolve_in_background(Some("i-in-process".to_owned())),
+        store_health: Arc::new(StoreHealth::default()),
         lifecycle: Lifecycle::default(),
         metrics: telemetry::metrics_handle(),
         limits: Limits {
@@ -198,4 +251,82 @@ async fn a_draining_process_fails_the_health_check_and_serves_the_rest() {
         .await
         .expect("infallible");
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// The head of a full listing (200) goes out before the listing ends; when the store
+/// fails part-way the access log and the metrics must not count a success, and the
+/// time recorded is the time the listing really took.
+#[tokio::test]
+async fn a_listing_cut_off_part_way_is_recorded_as_cut_off_with_its_real_duration() {
+    let pause = Duration::from_millis(300);
+    let state = state(Arc::new(FailsAfterFirstPage {
+        calls: AtomicUsize::new(0),
+        pause,
+    }));
+    let metrics = state.metrics.clone();
+    let response = app(state)
+        .oneshot(request("GET", "/candidates"))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK, "the head went out first");
+    let cut_off = r#"{method="GET",route="/candidates",status="599"}"#;
+    assert_eq!(
+        series(&metrics.render(), &format!("http_requests_total{cut_off}")),
+        None,
+        "nothing is recorded before the body ends"
+    );
+    assert!(
+        response.into_body().collect().await.is_err(),
+        "the body ends with an error"
+    );
+    let text = metrics.render();
+    assert_eq!(
+        series(&text, &format!("http_requests_total{cut_off}")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(
+            &text,
+            r#"http_requests_total{method="GET",route="/candidates",status="200"}"#
+        ),
+        None,
+        "a cut-off listing is not a success"
+    );
+    let seconds = series(
+        &text,
+        &format!("http_request_duration_seconds_sum{cut_off}"),
+    )
+    .expect("its duration");
+    assert!(
+        seconds >= pause.as_secs_f64(),
+        "recorded {seconds} s, but the store alone took {pause:?}"
+    );
+}
+
+/// A client that goes away in the middle of a listing is recorded as 499, like one that
+/// goes away before its answer.
+#[tokio::test]
+async fn a_listing_abandoned_part_way_is_recorded_as_client_closed() {
+    let state = state(Arc::new(FailsAfterFirstPage {
+        calls: AtomicUsize::new(0),
+        pause: Duration::from_secs(3600),
+    }));
+    let metrics = state.metrics.clone();
+    let response = app(state)
+        .oneshot(request("GET", "/candidates"))
+        .await
+        .expect("infallible");
+    let mut body = response.into_body();
+    body.frame().await.expect("a first chunk").expect("data");
+    drop(body);
+    let text = metrics.render();
+    assert_eq!(
+        series(
+            &text,
+            r#"http_requests_total{method="GET",route="/candidates",status="499"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
 }

@@ -100,6 +100,69 @@ pub fn encode_segment(raw: &str) -> String {
         .collect()
 }
 
+/// Makes sure this test process may open `want` file descriptors (sockets), raising its
+/// soft limit up to the hard one with util-linux's `prlimit` when needed. Services the
+/// test starts afterwards inherit the limit.
+pub fn allow_open_files(want: u64) {
+    let pid = std::process::id().to_string();
+    let read = |which: &str| -> u64 {
+        let output = std::process::Command::new("prlimit")
+            .args(["--pid", &pid, "--nofile", "--noheadings", "--output", which])
+            .output()
+            .expect("prlimit (util-linux)");
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(u64::MAX)
+    };
+    let (soft, hard) = (read("SOFT"), read("HARD"));
+    if soft >= want {
+        return;
+    }
+    assert!(
+        hard >= want,
+        "this test needs {want} open files; the hard limit is {hard}"
+    );
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--nofile={want}:{hard}")])
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(
+        status.success(),
+        "prlimit could not raise the open-file limit"
+    );
+}
+
+/// Writes `count` candidates straight into a service's SQLite database, in one
+/// transaction (with Python's sqlite3: a hundred thousand rows take a second, where as
+/// many POSTs take minutes). The service must have opened the database first (any store
+/// call does), which creates its table. The names are `<prefix><number, 7 digits>`
+/// padded with `x` to `length` characters, so a listing's size is easy to reason about.
+pub fn seed_sqlite(db: &Path, prefix: &str, count: usize, length: usize) {
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys\n\
+             db, prefix, count, length = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])\n\
+             c = sqlite3.connect(db, timeout=30)\n\
+             rows = ((f'{prefix}{i:07d}'.ljust(length, 'x'),) for i in range(count))\n\
+             c.executemany('INSERT OR IGNORE INTO candidates (name) VALUES (?)', rows)\n\
+             c.commit()\n",
+        )
+        .arg(db)
+        .arg(prefix)
+        .arg(count.to_string())
+        .arg(length.to_string())
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "seeding {}: {}",
+        db.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The checks `scripts/validate.sh` prints, in order, as `✓ <check> passed`.
 pub const VALIDATE_CHECKS: [&str; 5] = [
     "Good to go",

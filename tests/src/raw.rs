@@ -6,14 +6,27 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
 
 /// One client connection.
 #[derive(Debug)]
 pub struct RawConnection {
-    stream: TcpStream,
+    reader: OwnedReadHalf,
+    /// Taken by [`RawConnection::split`].
+    writer: Option<OwnedWriteHalf>,
     /// Bytes read past the end of the last response.
     pending: Vec<u8>,
+}
+
+/// The sending half of a split connection.
+#[derive(Debug)]
+pub struct RawWriter(OwnedWriteHalf);
+
+impl RawWriter {
+    pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(bytes).await
+    }
 }
 
 /// A response as read off the wire.
@@ -46,16 +59,39 @@ impl RawResponse {
 
 impl RawConnection {
     pub async fn open(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::from_stream(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    fn from_stream(stream: TcpStream) -> Self {
         stream.set_nodelay(true).expect("nodelay");
+        let (reader, writer) = stream.into_split();
         Self {
-            stream,
+            reader,
+            writer: Some(writer),
             pending: Vec::new(),
         }
     }
 
+    /// Splits off the sending half, so one task can send while another reads.
+    pub fn split(mut self) -> (Self, RawWriter) {
+        let writer = self.writer.take().expect("a connection not split yet");
+        (self, RawWriter(writer))
+    }
+
+    /// Connects with a small receive buffer, as a client that reads slowly: the server
+    /// can only send a little more than this client has read.
+    pub async fn open_small_window(addr: SocketAddr) -> Self {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        Self::from_stream(socket.connect(addr).await.expect("connect"))
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(bytes).await
+        self.writer
+            .as_mut()
+            .expect("the sending half, not split off")
+            .write_all(bytes)
+            .await
     }
 
     /// Reads one response, failing the test if none is complete within `limit`.
@@ -71,7 +107,7 @@ impl RawConnection {
         let mut buffer = [0u8; 4096];
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            match tokio::time::timeout_at(deadline, self.stream.read(&mut buffer)).await {
+            match tokio::time::timeout_at(deadline, self.reader.read(&mut buffer)).await {
                 Err(_) => return false,
                 Ok(Ok(0) | Err(_)) => return true,
                 Ok(Ok(_)) => {}
@@ -81,12 +117,40 @@ impl RawConnection {
 
     async fn fill(&mut self) -> usize {
         let mut buffer = [0u8; 16 * 1024];
-        let read = self.stream.read(&mut buffer).await.unwrap_or(0);
+        let read = self.reader.read(&mut buffer).await.unwrap_or(0);
         self.pending.extend_from_slice(&buffer[..read]);
         read
     }
 
+    /// Reads one response's head and leaves its body unread, failing the test if none
+    /// is complete within `limit`.
+    pub async fn head(&mut self, limit: Duration) -> RawResponse {
+        tokio::time::timeout(limit, self.read_head())
+            .await
+            .unwrap_or_else(|_| panic!("no response head within {limit:?}"))
+    }
+
     async fn read_response(&mut self) -> RawResponse {
+        let mut response = self.read_head().await;
+        if response
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            response.body = self.read_chunked().await;
+        } else if let Some(length) = response.header("content-length") {
+            let length: usize = length.parse().expect("content-length");
+            while self.pending.len() < length {
+                assert!(self.fill().await > 0, "body cut short");
+            }
+            response.body = self.pending.drain(..length).collect();
+        } else {
+            while self.fill().await > 0 {}
+            response.body = std::mem::take(&mut self.pending);
+        }
+        response
+    }
+
+    async fn read_head(&mut self) -> RawResponse {
         let head_end = loop {
             if let Some(at) = find(&self.pending, b"\r\n\r\n") {
                 break at;
@@ -110,27 +174,11 @@ impl RawConnection {
             .filter_map(|line| line.split_once(':'))
             .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
             .collect();
-        let mut response = RawResponse {
+        RawResponse {
             status,
             headers,
             body: Vec::new(),
-        };
-        if response
-            .header("transfer-encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-        {
-            response.body = self.read_chunked().await;
-        } else if let Some(length) = response.header("content-length") {
-            let length: usize = length.parse().expect("content-length");
-            while self.pending.len() < length {
-                assert!(self.fill().await > 0, "body cut short");
-            }
-            response.body = self.pending.drain(..length).collect();
-        } else {
-            while self.fill().await > 0 {}
-            response.body = std::mem::take(&mut self.pending);
         }
-        response
     }
 
     async fn read_chunked(&mut self) -> Vec<u8> {

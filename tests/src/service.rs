@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::Moto;
 
@@ -126,10 +126,16 @@ impl ServiceBuilder {
         let mut child = self.command().spawn().expect("spawn candidates");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = oneshot::channel();
+        let (reading, read_gate) = watch::channel(true);
         let stdout = child.stdout.take().expect("piped stdout");
-        tokio::spawn(collect_logs(stdout, Arc::clone(&logs), Some(addr_tx)));
+        tokio::spawn(collect_logs(
+            stdout,
+            Arc::clone(&logs),
+            Some(addr_tx),
+            read_gate.clone(),
+        ));
         let stderr = child.stderr.take().expect("piped stderr");
-        tokio::spawn(collect_logs(stderr, Arc::clone(&logs), None));
+        tokio::spawn(collect_logs(stderr, Arc::clone(&logs), None, read_gate));
 
         let addr = match tokio::time::timeout(Duration::from_secs(15), addr_rx).await {
             Ok(Ok(addr)) => addr,
@@ -145,6 +151,7 @@ impl ServiceBuilder {
             child,
             addr,
             logs,
+            reading,
             client: client(),
         }
     }
@@ -164,13 +171,22 @@ impl ServiceBuilder {
     }
 }
 
+/// Reads the service's output line by line while `reading` is `true` (a paused reader
+/// is a log consumer that fell behind: the pipe fills and the service's writes block).
 async fn collect_logs(
     stream: impl tokio::io::AsyncRead + Unpin,
     logs: Arc<Mutex<Vec<String>>>,
     mut addr_tx: Option<oneshot::Sender<SocketAddr>>,
+    mut reading: watch::Receiver<bool>,
 ) {
     let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    loop {
+        if reading.wait_for(|reading| *reading).await.is_err() {
+            return;
+        }
+        let Ok(Some(line)) = lines.next_line().await else {
+            return;
+        };
         if let Some(addr) = listening_addr(&line)
             && let Some(tx) = addr_tx.take()
         {
@@ -203,6 +219,8 @@ pub struct Service {
     child: Child,
     pub addr: SocketAddr,
     logs: Arc<Mutex<Vec<String>>>,
+    /// Whether its output is being read (see [`Service::pause_log_reader`]).
+    reading: watch::Sender<bool>,
     client: reqwest::Client,
 }
 
@@ -305,6 +323,28 @@ impl Service {
             .iter()
             .filter_map(|line| serde_json::from_str(line).ok())
             .collect()
+    }
+
+    /// Stops reading the service's output, as a log consumer that fell behind would:
+    /// once the pipe is full, every write the service makes to standard output blocks.
+    pub fn pause_log_reader(&self) {
+        self.reading.send_replace(false);
+    }
+
+    /// Reads the service's output again.
+    pub fn resume_log_reader(&self) {
+        self.reading.send_replace(true);
+    }
+
+    /// The resident memory of the service's process, in KiB (Linux: /proc).
+    pub fn resident_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the service's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc status")
     }
 
     pub fn raw_logs(&self) -> String {

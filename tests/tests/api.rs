@@ -275,6 +275,112 @@ async fn names_of_256_characters_pass_and_257_are_refused(backend: Backend) {
     assert_eq!(listed, json!([{"CandidateName": longest}]));
 }
 
+/// One name, however its characters are composed: NFC on the way in, for writes and
+/// reads alike; answers and listings carry the NFC form.
+async fn names_are_normalised_to_nfc_for_writes_and_reads(backend: Backend) {
+    let svc = backend.start().await;
+    let nfc = "Zo\u{00EB} \u{00C5}ngstr\u{00F6}m";
+    // e + U+0308, A + U+030A, o + U+0308: the same name, decomposed.
+    let nfd = "Zoe\u{0308} A\u{030A}ngstro\u{0308}m";
+    let created = svc
+        .post(&format!("/candidate/{}", encode_segment(nfd)))
+        .await;
+    assert_eq!(json_of(created).await, json!({"CandidateName": nfc}));
+    for spelling in [nfc, nfd] {
+        let path = format!("/candidate/{}", encode_segment(spelling));
+        assert_eq!(
+            json_of(svc.get(&path).await).await,
+            json!([{"CandidateName": nfc}]),
+            "{spelling:?}"
+        );
+        assert_eq!(svc.post(&path).await.status(), StatusCode::OK);
+    }
+    let listed: Value = svc.get("/candidates").await.json().await.expect("list");
+    assert_eq!(
+        listed,
+        json!([{"CandidateName": nfc}]),
+        "one candidate, not two"
+    );
+}
+
+/// Names with nothing visible, or with characters that change how text around them is
+/// shown or read (bidirectional controls, separators, a byte order mark, noncharacters)
+/// are refused with a 400 that names the problem; emoji sequences keep working.
+async fn blank_names_and_deceptive_characters_are_400_and_emoji_sequences_work(backend: Backend) {
+    let svc = backend.start().await;
+    for (bad, says) in [
+        ("%20", "blank"),
+        ("%20%20%20", "blank"),
+        ("%E3%80%80", "blank"),
+        ("%E2%80%8D", "blank"),
+        ("%20%E2%80%8B", "blank"),
+        ("invoice%E2%80%AEfdp.exe", "U+202E"),
+        ("a%E2%81%A6b", "U+2066"),
+        ("%E2%80%8Fname", "U+200F"),
+        ("%D8%9Cname", "U+061C"),
+        ("a%E2%80%A8b", "U+2028"),
+        ("a%E2%80%A9b", "U+2029"),
+        ("%EF%BB%BFbom", "U+FEFF"),
+        ("x%EF%BF%BF", "U+FFFF"),
+        ("x%EF%B7%90", "U+FDD0"),
+        ("x%F4%8F%BF%BE", "U+10FFFE"),
+    ] {
+        let path = format!("/candidate/{bad}");
+        let message = expect_error(svc.post(&path).await, StatusCode::BAD_REQUEST).await;
+        assert!(message.contains(says), "{bad}: {message}");
+        expect_error(svc.get(&path).await, StatusCode::BAD_REQUEST).await;
+    }
+    expect_error(svc.get("/candidates").await, StatusCode::NOT_FOUND).await;
+    for emoji in [
+        "\u{1F469}\u{200D}\u{1F4BB}",
+        "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}\u{200D}\u{1F466}",
+        "\u{2764}\u{FE0F}",
+        "\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
+        "\u{1F44B}\u{1F3FD}",
+        "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}",
+    ] {
+        let path = format!("/candidate/{}", encode_segment(emoji));
+        assert_eq!(
+            json_of(svc.post(&path).await).await,
+            json!({"CandidateName": emoji})
+        );
+        assert_eq!(
+            json_of(svc.get(&path).await).await,
+            json!([{"CandidateName": emoji}])
+        );
+    }
+}
+
+/// Percent-encoding in the path is decoded once, exactly: an encoded `/` or `%` is part
+/// of the name, a double encoding stays encoded once, `+` is a plus, lowercase hex is
+/// hex; what is not UTF-8 once decoded is refused.
+async fn percent_encoded_names_decode_once_and_exactly(backend: Backend) {
+    let svc = backend.start().await;
+    for (path, name) in [
+        ("a%2Fb", "a/b"),
+        ("100%25", "100%"),
+        ("%252F", "%2F"),
+        ("a+b", "a+b"),
+        ("%7e%c3%a9", "~é"),
+        ("semi%3Bcolon%3Fq%23h", "semi;colon?q#h"),
+    ] {
+        let created = svc.post(&format!("/candidate/{path}")).await;
+        assert_eq!(
+            json_of(created).await,
+            json!({"CandidateName": name}),
+            "{path}"
+        );
+        let found = svc
+            .get(&format!("/candidate/{}", encode_segment(name)))
+            .await;
+        assert_eq!(
+            json_of(found).await,
+            json!([{"CandidateName": name}]),
+            "{path}"
+        );
+    }
+}
+
 async fn oversized_bodies_are_413_and_nothing_is_stored(backend: Backend) {
     let svc = backend.start().await;
     let big = vec![b'x'; 64 * 1024];
@@ -722,6 +828,9 @@ on_every_backend!(
     candidates_round_trip_with_encoded_and_non_ascii_names,
     a_post_body_is_ignored,
     names_of_256_characters_pass_and_257_are_refused,
+    names_are_normalised_to_nfc_for_writes_and_reads,
+    blank_names_and_deceptive_characters_are_400_and_emoji_sequences_work,
+    percent_encoded_names_decode_once_and_exactly,
     oversized_bodies_are_413_and_nothing_is_stored,
     a_read_right_after_a_write_sees_it,
     a_listing_without_limit_streams_every_candidate,

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use blackbox::raw::{RawConnection, exchange};
-use blackbox::{ServiceBuilder, eventually};
+use blackbox::{ServiceBuilder, allow_open_files, eventually};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -358,4 +358,249 @@ async fn http2_prior_knowledge_is_refused_and_the_service_goes_on() {
         .filter(|line| line["level"] == "ERROR")
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
+}
+
+/// A client that sends its request body too slowly is told so with 408, a client error,
+/// rather than the 503 a slow service earns (which pages someone); nothing is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_body_trickling_in_past_the_request_timeout_is_408() {
+    let svc = ServiceBuilder::memory()
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 2)
+        .start()
+        .await;
+    let mut connection = RawConnection::open(svc.addr).await;
+    connection
+        .send(
+            b"POST /candidate/slow-body HTTP/1.1\r\nHost: x\r\nX-Request-Id: trickler\r\n\
+              Content-Length: 1000\r\n\r\nab",
+        )
+        .await
+        .expect("send");
+    // One byte every quarter second: the 1,000 would take four minutes.
+    let (mut reader, mut writer) = connection.split();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..1000 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if writer.send(b"c").await.is_err() {
+                return;
+            }
+        }
+    });
+    let response = reader.response(Duration::from_secs(30)).await;
+    trickle.abort();
+    assert_eq!(
+        response.status,
+        408,
+        "{:?}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(response.header("connection"), Some("close"));
+    assert_eq!(
+        response.json()["error"],
+        "the request body did not arrive within the request timeout"
+    );
+    assert_eq!(
+        svc.get("/candidate/slow-body").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        metric(
+            &svc,
+            r#"http_requests_total{method="POST",route="/candidate/{name}",status="408"}"#
+        )
+        .await
+            == 1
+    );
+}
+
+/// Idle keep-alive connections cannot keep the health check out, even with few file
+/// descriptors: the connection limit is fitted under the open-file limit, and at the
+/// limit a new connection closes the one idle longest.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_connection_flood_cannot_keep_the_health_check_out() {
+    let svc = ServiceBuilder::memory()
+        .env("CANDIDATES_KEEPALIVE_TIMEOUT_SECS", 300)
+        .max_open_files(128)
+        .start()
+        .await;
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        let mut connection = RawConnection::open(svc.addr).await;
+        connection.send(GTG).await.expect("send");
+        // Far less than the keep-alive timeout an idle connection would otherwise hold
+        // its descriptor for.
+        assert_eq!(
+            connection.response(Duration::from_secs(20)).await.status,
+            200
+        );
+        idle.push(connection);
+    }
+    assert_eq!(exchange(svc.addr, GTG).await.status, 200);
+    let max = metric(&svc, "http_connections_max").await;
+    assert_eq!(max, 128 - 64, "fitted under the open-file limit");
+    assert!(metric(&svc, "http_connections_open").await <= max);
+    assert!(metric(&svc, r#"http_connections_closed_total{reason="evicted"}"#).await >= 200 - max,);
+    // The evicted connections were closed, the newest are still served.
+    let mut last = idle.pop().expect("a connection");
+    last.send(GTG).await.expect("send");
+    assert_eq!(last.response(Duration::from_secs(20)).await.status, 200);
+    assert!(idle[0].closed_within(Duration::from_secs(5)).await);
+}
+
+/// Requests sent back to back in one write are answered in order, each in full.
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_requests_are_answered_in_order() {
+    let svc = ServiceBuilder::memory().start().await;
+    let mut connection = RawConnection::open(svc.addr).await;
+    connection
+        .send(
+            b"GET /gtg HTTP/1.1\r\nHost: x\r\nX-Request-Id: pipe-1\r\n\r\n\
+              POST /candidate/piped HTTP/1.1\r\nHost: x\r\nX-Request-Id: pipe-2\r\nContent-Length: 3\r\n\r\nabc\
+              GET /candidate/piped HTTP/1.1\r\nHost: x\r\nX-Request-Id: pipe-3\r\n\r\n\
+              GET /candidate/nobody HTTP/1.1\r\nHost: x\r\nX-Request-Id: pipe-4\r\n\r\n",
+        )
+        .await
+        .expect("send");
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        let response = connection.response(Duration::from_secs(10)).await;
+        answers.push((
+            response
+                .header("x-request-id")
+                .unwrap_or_default()
+                .to_owned(),
+            response.status,
+            String::from_utf8_lossy(&response.body).into_owned(),
+        ));
+    }
+    assert_eq!(
+        answers,
+        [
+            ("pipe-1".to_owned(), 200, String::new()),
+            (
+                "pipe-2".to_owned(),
+                200,
+                r#"{"CandidateName":"piped"}"#.to_owned()
+            ),
+            (
+                "pipe-3".to_owned(),
+                200,
+                r#"[{"CandidateName":"piped"}]"#.to_owned()
+            ),
+            (
+                "pipe-4".to_owned(),
+                404,
+                r#"{"error":"candidate not found"}"#.to_owned()
+            ),
+        ]
+    );
+}
+
+/// Requests whose framing is ambiguous or broken, the ways one request is smuggled inside
+/// another past a front proxy: the request hidden behind each is never served. Both a
+/// `Content-Length` and a `Transfer-Encoding` is read by the latter, and the connection
+/// closed after the answer (RFC 9112, 6.3); every other case is refused (400) and its
+/// connection closed. The service goes on serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn ambiguous_or_broken_framing_never_lets_a_hidden_request_through() {
+    let svc = ServiceBuilder::memory().start().await;
+    let hidden = |case: usize| {
+        format!("GET /gtg HTTP/1.1\r\nHost: x\r\nX-Request-Id: smuggled-{case}\r\n\r\n")
+    };
+    let both_lengths = [
+        "POST /candidate/cl-te HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /candidate/te-cl HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n",
+    ];
+    let refused = [
+        // Two different lengths; a length that is not a plain number.
+        "POST /candidate/a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 60\r\n\r\n",
+        "POST /candidate/a HTTP/1.1\r\nHost: x\r\nContent-Length: +0\r\n\r\n",
+        "POST /candidate/a HTTP/1.1\r\nHost: x\r\nContent-Length: 0x0\r\n\r\n",
+        // A transfer coding other than chunked last: the length is unknowable; and
+        // chunked in HTTP/1.0, which has no such thing.
+        "POST /candidate/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST /candidate/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+        "POST /candidate/a HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        // Obfuscated header names and obsolete line folding.
+        "POST /candidate/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        "POST /candidate/a HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        // A chunk size that is not hexadecimal, or overflows.
+        "POST /candidate/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
+        "POST /candidate/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n\r\n",
+    ];
+    let cases = both_lengths
+        .iter()
+        .map(|r| (r, false))
+        .chain(refused.iter().map(|r| (r, true)));
+    for (case, (request, must_refuse)) in cases.enumerate() {
+        let mut connection = RawConnection::open(svc.addr).await;
+        let mut bytes = request.as_bytes().to_vec();
+        bytes.extend(hidden(case).into_bytes());
+        // The server may answer and close before reading everything: ignore that.
+        let _ = connection.send(&bytes).await;
+        let response = connection.response(Duration::from_secs(10)).await;
+        if must_refuse {
+            assert_eq!(response.status, 400, "case {case}: {request:?}");
+        }
+        assert!(
+            connection.closed_within(Duration::from_secs(10)).await,
+            "case {case}: the connection stays open after {request:?}"
+        );
+    }
+    svc.settle_logs().await;
+    let smuggled: Vec<Value> = svc
+        .logs()
+        .into_iter()
+        .filter(|l| {
+            l["request_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("smuggled-"))
+        })
+        .collect();
+    assert!(
+        smuggled.is_empty(),
+        "hidden requests were served: {smuggled:?}"
+    );
+    assert_eq!(
+        svc.get("/candidate/a").await.status(),
+        StatusCode::NOT_FOUND,
+        "none of the refused writes was stored"
+    );
+}
+
+/// The memory a burst of thousands of connections took is handed back once they are
+/// gone: the resident size returns near its idle size, burst after burst, instead of
+/// staying at (and growing past) the peak.
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_taken_by_a_burst_of_connections_is_handed_back() {
+    const BURST: usize = 2000;
+    allow_open_files(2 * BURST as u64 + 500);
+    let svc = ServiceBuilder::memory().start().await;
+    svc.settle_logs().await;
+    let idle_kib = svc.resident_kib();
+    for burst in 0..2 {
+        let mut connections = Vec::with_capacity(BURST);
+        for _ in 0..BURST {
+            let mut connection = RawConnection::open(svc.addr).await;
+            connection.send(GTG).await.expect("send");
+            assert_eq!(
+                connection.response(Duration::from_secs(20)).await.status,
+                200
+            );
+            connections.push(connection);
+        }
+        let peak_kib = svc.resident_kib();
+        drop(connections);
+        // Each idle connection holds ~14 KiB: the burst took tens of MiB. Handed back,
+        // what stays is a few MiB of allocator and runtime bookkeeping.
+        eventually(
+            &format!(
+                "burst {burst}: the resident size to fall from {peak_kib} KiB back near the \
+                 idle {idle_kib} KiB"
+            ),
+            Duration::from_secs(20),
+            || async { (svc.resident_kib() <= idle_kib + 12 * 1024).then_some(()) },
+        )
+        .await;
+    }
 }

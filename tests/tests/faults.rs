@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use blackbox::imds::FakeImds;
 use blackbox::{Moto, Service, ServiceBuilder, encode_segment, eventually, free_port};
+use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -19,6 +20,17 @@ async fn detail(svc: &Service, key: &str) -> String {
 
 async fn connected(svc: &Service) -> String {
     detail(svc, "connected").await
+}
+
+/// Waits until `?details` says `connected` is `expected`: one look at the store answers
+/// the `?details` of the next second, so a change shows within about a second.
+async fn connected_becomes(svc: &Service, expected: &str) {
+    eventually(
+        &format!("?details to say connected: {expected}"),
+        Duration::from_secs(20),
+        || async { (connected(svc).await == expected).then_some(()) },
+    )
+    .await;
 }
 
 /// Every store-backed call answers 503 with Retry-After, within the request timeout.
@@ -67,7 +79,7 @@ async fn a_dynamodb_outage_is_503_and_heals_in_the_same_process() {
     assert_eq!(connected(&svc).await, "true");
 
     moto.stop().await;
-    assert_eq!(connected(&svc).await, "false");
+    connected_becomes(&svc, "false").await;
     assert_store_calls_fail_fast(&svc, timeout).await;
     let metrics = svc.get("/metrics").await.text().await.expect("metrics");
     assert!(
@@ -82,12 +94,7 @@ async fn a_dynamodb_outage_is_503_and_heals_in_the_same_process() {
     // The store comes back (empty, as a freshly restored table would be).
     moto.start_again().await;
     moto.create_table(&table).await;
-    eventually(
-        "the service to reconnect",
-        Duration::from_secs(20),
-        || async { (connected(&svc).await == "true").then_some(()) },
-    )
-    .await;
+    connected_becomes(&svc, "true").await;
     assert_eq!(svc.post("/candidate/after").await.status(), StatusCode::OK);
     assert_eq!(svc.get("/candidate/after").await.status(), StatusCode::OK);
     assert_eq!(svc.get("/candidates").await.status(), StatusCode::OK);
@@ -114,7 +121,7 @@ async fn a_store_that_is_down_at_start_does_not_stop_the_service() {
         || async { (svc.post("/candidate/late").await.status() == StatusCode::OK).then_some(()) },
     )
     .await;
-    assert_eq!(connected(&svc).await, "true");
+    connected_becomes(&svc, "true").await;
     assert_eq!(svc.get("/candidate/late").await.status(), StatusCode::OK);
 }
 
@@ -134,7 +141,7 @@ async fn a_sqlite_database_that_cannot_be_opened_heals_once_fixed() {
 
     std::fs::remove_file(&folder).expect("remove blocker");
     assert_eq!(svc.post("/candidate/healed").await.status(), StatusCode::OK);
-    assert_eq!(connected(&svc).await, "true");
+    connected_becomes(&svc, "true").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -504,7 +511,14 @@ async fn a_sqlite_database_locked_by_another_process_is_reported_degraded() {
 
     let mut locker = lock_database(&db).await;
 
-    assert_eq!(detail(&svc, "store").await, "degraded");
+    // `?details` answers from a look at most a second old, and the service's own
+    // commit of a moment ago speaks for the writes for a second: degraded after that.
+    eventually(
+        "the store to be reported degraded",
+        Duration::from_secs(10),
+        || async { (detail(&svc, "store").await == "degraded").then_some(()) },
+    )
+    .await;
     assert_eq!(connected(&svc).await, "true", "reads still work");
     assert_eq!(svc.get("/candidate/before").await.status(), StatusCode::OK);
     // The load balancer's check is shallow on purpose: still 200.
@@ -542,14 +556,25 @@ async fn kill_9_after_acknowledged_writes_loses_none_of_them_on_dynamodb() {
     }
 }
 
-/// Clients on kept-alive connections writing while SIGTERM arrives: during the drain
-/// every request is served; after it, a request is either answered in full or refused
-/// without an answer (never cut); and every acknowledged write is there after restart.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_with_keep_alive_clients_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let builder = ServiceBuilder::sqlite(&dir.path().join("candidates.db"))
-        .env("CANDIDATES_SHUTDOWN_DRAIN_SECS", 1);
+    sigterm_loses_no_acknowledged_write(ServiceBuilder::sqlite(&dir.path().join("candidates.db")))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_keep_alive_clients_loses_no_acknowledged_write_on_dynamodb() {
+    let moto = Moto::shared();
+    let table = moto.new_table().await;
+    sigterm_loses_no_acknowledged_write(ServiceBuilder::dynamodb(&moto, &table)).await;
+}
+
+/// Clients on kept-alive connections writing while SIGTERM arrives: during the drain
+/// every request is served; after it, a request is either answered in full or refused
+/// without an answer (never cut); and every acknowledged write is there after restart.
+async fn sigterm_loses_no_acknowledged_write(builder: ServiceBuilder) {
+    let builder = builder.env("CANDIDATES_SHUTDOWN_DRAIN_SECS", 1);
     let mut svc = builder.start().await;
     let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let clients: Vec<_> = (0..8)
@@ -605,4 +630,198 @@ async fn sigterm_with_keep_alive_clients_loses_no_acknowledged_write() {
         "{} acknowledged writes lost: {missing:?}",
         missing.len()
     );
+}
+
+/// A store that is down fails every request that needs it. Each failure is counted, but
+/// the log gets at most one line a second per operation, with the count and one failure's
+/// cause, rather than a warning per failure; and the failed requests one line a second
+/// per route with their count, rather than an access line each.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_outage_is_logged_in_aggregate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let folder = dir.path().join("data");
+    std::fs::write(&folder, b"in the way").expect("blocker");
+    let svc = ServiceBuilder::sqlite(&folder.join("candidates.db"))
+        .start()
+        .await;
+    let started = std::time::Instant::now();
+    for chunk in (0..400).collect::<Vec<_>>().chunks(20) {
+        let reads = chunk
+            .iter()
+            .map(|i| svc.status_of(reqwest::Method::GET, format!("/candidate/down-{i}")));
+        for status in futures::future::join_all(reads).await {
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        }
+    }
+    let seconds = started.elapsed().as_secs();
+    let counted = metric(
+        &svc,
+        r#"store_errors_total{backend="sqlite",operation="get"}"#,
+    )
+    .await;
+    assert_eq!(counted, 400, "every failure counted");
+    // The tail is written by the once-a-second flush.
+    let lines = eventually(
+        "every failure in the log",
+        Duration::from_secs(10),
+        || async {
+            let lines: Vec<Value> = svc
+                .logs()
+                .into_iter()
+                .filter(|l| l["level"] == "WARN" && l["operation"] == "get")
+                .collect();
+            let total: u64 = lines
+                .iter()
+                .map(|l| l["failed"].as_u64().unwrap_or(1))
+                .sum();
+            (total >= counted).then_some(lines)
+        },
+    )
+    .await;
+    assert!(
+        lines.len() as u64 <= seconds + 3,
+        "{} lines in about {seconds} s: {:?}",
+        lines.len(),
+        &lines[..lines.len().min(3)]
+    );
+    for line in &lines {
+        assert_eq!(line["message"], "store calls failed", "{line}");
+        assert!(
+            line["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("cannot create folder")),
+            "one failure's cause: {line}"
+        );
+    }
+    // The requests' own lines too: not one access line per 503, but a count a second.
+    let requests = eventually(
+        "every failed request in the log",
+        Duration::from_secs(10),
+        || async {
+            let lines: Vec<Value> = svc
+                .logs()
+                .into_iter()
+                .filter(|l| l["route"] == "/candidate/{name}" && l["status"] == 503)
+                .collect();
+            let total: u64 = lines
+                .iter()
+                .map(|l| l["failed"].as_u64().unwrap_or(1))
+                .sum();
+            (total >= 400).then_some(lines)
+        },
+    )
+    .await;
+    assert!(
+        requests.len() as u64 <= seconds + 3,
+        "{} lines in about {seconds} s: {:?}",
+        requests.len(),
+        &requests[..requests.len().min(3)]
+    );
+    for line in &requests {
+        assert_eq!(
+            line["message"], "requests failed, store unavailable",
+            "{line}"
+        );
+    }
+}
+
+/// `?details` is cheap: with another process holding SQLite's write lock (so that every
+/// probe of it waits, then fails), a burst of `?details` probes it at most once a second,
+/// not once per call.
+#[tokio::test(flavor = "multi_thread")]
+async fn details_probe_the_write_lock_at_most_once_a_second() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("candidates.db");
+    let svc = ServiceBuilder::sqlite(&db).start().await;
+    assert_eq!(svc.post("/candidate/before").await.status(), StatusCode::OK);
+    // Past the second in which the service's own write speaks for the writes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _locker = lock_database(&db).await;
+    let started = std::time::Instant::now();
+    let mut states = Vec::new();
+    for _ in 0..30 {
+        states.push(detail(&svc, "store").await);
+    }
+    let seconds = started.elapsed().as_secs();
+    assert!(states.iter().all(|s| s == "degraded"), "{states:?}");
+    let probes = metric(
+        &svc,
+        r#"store_errors_total{backend="sqlite",operation="ping_write"}"#,
+    )
+    .await;
+    assert!(
+        probes >= 1 && probes <= seconds + 2,
+        "{probes} probes of the write lock in about {seconds} s"
+    );
+}
+
+/// While the service writes hard, `?details` polled hard reads the writes' own health:
+/// it never takes the write lock to find out, so it never reports a healthy store as
+/// degraded, and every write succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn details_under_write_load_report_a_healthy_store_as_ok() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let svc = ServiceBuilder::sqlite(&dir.path().join("candidates.db"))
+        .start()
+        .await;
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    let writers = (0..8).map(|writer| {
+        let svc = &svc;
+        async move {
+            let mut written = 0;
+            while tokio::time::Instant::now() < until {
+                let status = svc
+                    .status_of(
+                        reqwest::Method::POST,
+                        format!("/candidate/w{writer}-{written}"),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK);
+                written += 1;
+            }
+        }
+    });
+    let pollers = (0..8).map(|_| {
+        let svc = &svc;
+        async move {
+            let mut states = Vec::new();
+            while tokio::time::Instant::now() < until {
+                states.push(detail(svc, "store").await);
+            }
+            states
+        }
+    });
+    let (_, states) = tokio::join!(join_all(writers), join_all(pollers));
+    let states: Vec<String> = states.into_iter().flatten().collect();
+    assert!(!states.is_empty());
+    assert!(states.iter().all(|s| s == "ok"), "{states:?}");
+}
+
+/// A store that accepts connections and never answers (a hung endpoint, a black-holed
+/// network): store calls answer 503 with Retry-After within the request timeout, the
+/// health check stays fast and green, `?details` says the store is down.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_that_never_answers_is_503_within_the_timeout() {
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", hole.local_addr().expect("addr"));
+    // Accepts every connection and holds it, reading nothing, answering nothing.
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = hole.accept().await {
+            held.push(stream);
+        }
+    });
+    let timeout = Duration::from_secs(3);
+    let svc = ServiceBuilder::dynamodb_at(&endpoint, "candidates-hung")
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", timeout.as_secs())
+        .start()
+        .await;
+    let (_, gtg) = tokio::join!(assert_store_calls_fail_fast(&svc, timeout), async {
+        svc.get("/gtg").await.status()
+    });
+    assert_eq!(gtg, StatusCode::OK);
+    assert_eq!(connected(&svc).await, "false");
+    holder.abort();
 }

@@ -1,10 +1,11 @@
 //! What floods and careless clients cannot do: grow the metrics, flood the logs, take
-//! the CPU with refusals, smuggle kilobytes through a request id, or vanish unrecorded.
+//! the CPU with refusals or full listings, stop the service by not reading its logs,
+//! smuggle kilobytes through a request id, or vanish unrecorded.
 
 use std::time::Duration;
 
 use blackbox::raw::RawConnection;
-use blackbox::{Service, ServiceBuilder, eventually};
+use blackbox::{Service, ServiceBuilder, eventually, seed_sqlite};
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -172,8 +173,10 @@ async fn a_flood_on_a_full_computation_queue_is_logged_in_aggregate() {
         logged.len()
     );
     assert!(
-        logged.iter().all(|l| l["message"] == "requests refused"),
-        "{logged:?}"
+        logged
+            .iter()
+            .all(|l| l["message"] == "requests refused" && l["route"] == "/computation"),
+        "every line names the route its refusals were on: {logged:?}"
     );
 }
 
@@ -333,4 +336,266 @@ async fn wrong_methods_on_known_routes_are_counted_under_their_label() {
             "missing {expected} in {metrics}"
         );
     }
+}
+
+/// A service on SQLite at `db` holding `count` candidates of 100 characters (a listing
+/// of them is about 115 bytes each), with at most `full_listings` full listings at once.
+/// Held listings outlive the test's steps by far, however slow the machine.
+async fn start_with_many_candidates(
+    db: &std::path::Path,
+    count: usize,
+    full_listings: u32,
+) -> Service {
+    start_with_many_candidates_timing_out(db, count, full_listings, 60).await
+}
+
+/// The same, with listings cut off `timeout_secs` after their request arrived.
+async fn start_with_many_candidates_timing_out(
+    db: &std::path::Path,
+    count: usize,
+    full_listings: u32,
+    timeout_secs: u64,
+) -> Service {
+    let svc = ServiceBuilder::sqlite(db)
+        .env("CANDIDATES_FULL_LISTINGS", full_listings)
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", timeout_secs)
+        .start()
+        .await;
+    assert_eq!(svc.post("/candidate/first").await.status(), StatusCode::OK);
+    seed_sqlite(db, "listed-", count, 100);
+    svc
+}
+
+/// A full listing held open by a client that reads its head and then nothing more: with
+/// about 4.6 MB to send, far beyond what socket and server buffers take, it stays in
+/// flight until the client reads on or goes away.
+async fn hold_a_full_listing(svc: &Service, request_id: &str) -> RawConnection {
+    let mut connection = RawConnection::open_small_window(svc.addr).await;
+    let request =
+        format!("GET /candidates HTTP/1.1\r\nHost: x\r\nX-Request-Id: {request_id}\r\n\r\n");
+    connection.send(request.as_bytes()).await.expect("send");
+    let head = connection.head(Duration::from_secs(30)).await;
+    assert_eq!(head.status, 200, "{request_id}");
+    connection
+}
+
+/// Full listings beyond `CANDIDATES_FULL_LISTINGS` are refused at once with 503 and
+/// Retry-After, before anything is read, while the admitted ones stream on; writes,
+/// reads and pages are served meanwhile; a place comes back when a listing's client
+/// goes away.
+#[tokio::test(flavor = "multi_thread")]
+async fn full_listings_beyond_the_limit_are_refused_at_once_while_the_rest_goes_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let svc = start_with_many_candidates(&dir.path().join("c.db"), 40_000, 2).await;
+    let mut held = vec![
+        hold_a_full_listing(&svc, "held-1").await,
+        hold_a_full_listing(&svc, "held-2").await,
+    ];
+
+    let refused = svc
+        .client()
+        .get(svc.url("/candidates"))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .expect("an answer while two listings are held");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().await.expect("JSON error");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("full listings")),
+        "{body}"
+    );
+    // Everything else is served as usual.
+    assert_eq!(svc.post("/candidate/during").await.status(), StatusCode::OK);
+    assert_eq!(svc.get("/candidate/during").await.status(), StatusCode::OK);
+    let page = svc.get("/candidates?limit=5").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers().contains_key("x-next-cursor"));
+    assert_eq!(svc.get("/gtg").await.status(), StatusCode::OK);
+
+    // One held listing's client goes away: its place comes back.
+    drop(held.pop());
+    let listed = eventually(
+        "a full listing to be admitted",
+        Duration::from_secs(30),
+        || async {
+            let response = svc.get("/candidates").await;
+            if response.status() != StatusCode::OK {
+                return None;
+            }
+            Some(response.json::<Vec<Value>>().await.expect("a whole array"))
+        },
+    )
+    .await;
+    assert_eq!(
+        listed.len(),
+        40_002,
+        "every candidate, the listing complete"
+    );
+    let metrics = svc.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics.contains("candidates_full_listings_max 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("candidates_full_listings_in_flight 1"),
+        "the other is still held: {metrics}"
+    );
+    drop(held);
+}
+
+/// A client that goes away in the middle of a listing: the access log and the metrics
+/// record 499 and the time it really took, not a 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_abandoned_part_way_is_logged_as_499_not_as_a_success() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let svc = start_with_many_candidates(&dir.path().join("c.db"), 40_000, 4).await;
+    let held = hold_a_full_listing(&svc, "walks-away-mid-listing").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(held);
+    let line = eventually(
+        "the listing's access line",
+        Duration::from_secs(15),
+        || async {
+            svc.logs()
+                .into_iter()
+                .find(|l| l["request_id"] == "walks-away-mid-listing")
+        },
+    )
+    .await;
+    assert_eq!(line["status"], 499, "{line}");
+    assert_eq!(line["route"], "/candidates");
+    assert!(
+        line["latency_ms"].as_f64().is_some_and(|ms| ms >= 500.0),
+        "the listing lasted at least the half second it was held: {line}"
+    );
+    let metrics = svc.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        !metrics.contains(r#"http_requests_total{method="GET",route="/candidates",status="200"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"http_requests_total{method="GET",route="/candidates",status="499"} 1"#),
+        "{metrics}"
+    );
+}
+
+/// A log reader that stops reading (a stalled pipe, a journal that cannot keep up) does
+/// not stop the service: every request is answered while lines that do not fit are
+/// dropped and counted, and once the reader is back a line says how many were lost.
+/// A listing the service cuts off part-way (here: out of time, its reader too slow) has
+/// sent its 200 status line, but it is logged and counted as what it is: 599, with the
+/// time it really took, never as a complete 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_cut_off_part_way_is_logged_as_599_not_as_a_success() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let svc = start_with_many_candidates_timing_out(&dir.path().join("c.db"), 40_000, 4, 2).await;
+    let mut held = hold_a_full_listing(&svc, "cut-off-mid-listing").await;
+    // Past the listing's deadline (2 s after its request): the next page it fetches
+    // once the client reads on is out of time.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        held.closed_within(Duration::from_secs(30)).await,
+        "the service closes a listing it cut off"
+    );
+    let line = eventually(
+        "the listing's access line",
+        Duration::from_secs(15),
+        || async {
+            svc.logs()
+                .into_iter()
+                .find(|l| l["request_id"] == "cut-off-mid-listing")
+        },
+    )
+    .await;
+    assert_eq!(line["status"], 599, "{line}");
+    assert_eq!(line["route"], "/candidates");
+    assert!(
+        line["latency_ms"].as_f64().is_some_and(|ms| ms >= 2000.0),
+        "the listing lasted at least until its deadline: {line}"
+    );
+    let metrics = svc.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        !metrics.contains(r#"http_requests_total{method="GET",route="/candidates",status="200"}"#),
+        "{metrics}"
+    );
+    for expected in [
+        r#"http_requests_total{method="GET",route="/candidates",status="599"} 1"#,
+        r#"http_request_duration_seconds_count{method="GET",route="/candidates",status="599"} 1"#,
+        "candidates_listing_cut_off_total 1",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in {metrics}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_log_reader_does_not_stop_the_service() {
+    let svc = ServiceBuilder::memory()
+        .env("CANDIDATES_LOG_BUFFER_KIB", 64)
+        .start()
+        .await;
+    svc.settle_logs().await;
+    svc.pause_log_reader();
+    // About 5 MB of access log, more than the pipe, the buffer, and the 4 MiB any buffer
+    // of the service ever held: 20,000 requests with 128-character ids, sent 50 at a
+    // time on each of 4 connections.
+    let id = "i".repeat(128);
+    let request = format!("GET /gtg HTTP/1.1\r\nHost: x\r\nX-Request-Id: {id}\r\n\r\n");
+    let batch = request.repeat(50);
+    let senders = (0..4).map(|_| {
+        let batch = batch.clone();
+        let addr = svc.addr;
+        async move {
+            let mut connection = RawConnection::open(addr).await;
+            for _ in 0..100 {
+                connection.send(batch.as_bytes()).await.expect("send");
+                for _ in 0..50 {
+                    // Far longer than a request takes, however slow the machine: a
+                    // service waiting for its log reader never answers.
+                    let response = connection.response(Duration::from_secs(20)).await;
+                    assert_eq!(response.status, 200);
+                }
+            }
+        }
+    });
+    join_all(senders).await;
+    let metrics = svc
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics while stalled");
+    let dropped = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("log_lines_dropped_total "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .expect("log_lines_dropped_total");
+    assert!(dropped >= 10_000.0, "{dropped} lines dropped");
+
+    svc.resume_log_reader();
+    let reported = eventually(
+        "the dropped-lines notice",
+        Duration::from_secs(20),
+        || async {
+            let total: u64 = svc
+                .logs()
+                .iter()
+                .filter(|l| l["level"] == "WARN" && l["dropped"].is_u64())
+                .map(|l| l["dropped"].as_u64().unwrap_or(0))
+                .sum();
+            (total > 0).then_some(total)
+        },
+    )
+    .await;
+    assert!(
+        reported as f64 >= dropped,
+        "{reported} reported, {dropped} counted at the time"
+    );
+    assert_eq!(svc.get("/gtg").await.status(), StatusCode::OK);
 }

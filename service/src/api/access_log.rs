@@ -1,33 +1,47 @@
 //! The access log and the request metrics: one count per request, one log line per
 //! served request, every label from a closed set so that no client can grow either.
 //!
-//! Two kinds of request are recorded differently:
+//! Some requests are recorded differently:
 //! - a request whose client went away before its response was ready (the handler's
 //!   future is dropped) is recorded with status 499, nginx's "client closed request";
-//! - a request refused to shed load (a [`LoadShed`] response) is counted like any other
-//!   but logged in aggregate, at most one line a second, so that a flood of refusals
-//!   does not become a flood of log lines.
+//! - a response whose body is streamed (`GET /candidates` without `limit`) is recorded
+//!   when its body ends, with the time it really took: with its status once sent in
+//!   full, 599 when the service cut it off part-way (out of time, or the store failed),
+//!   499 when the client went away before the end. Its status line had already gone
+//!   out as 200, but a cut-off listing is not a success, and the metrics say so;
+//! - a request refused to shed load, or failed because the store is down (a
+//!   [`Repeated`] response), is counted like any other but logged in aggregate, at most
+//!   one line a second per route and kind, so that a flood of refusals or an outage
+//!   does not become a flood of log lines (the store's failures themselves, with their
+//!   cause, are aggregated by the store wrapper).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, OnceLock};
+use std::pin::Pin;
+use std::sync::LazyLock;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use metrics::{Counter, Histogram, SharedString, counter, histogram};
 
 use super::middleware::REQUEST_ID_HEADER;
-use crate::error::LoadShed;
+use crate::error::Repeated;
+use crate::telemetry::aggregate::{self, Window};
 
 /// Route label for requests that matched no route, whatever paths clients make up.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 /// Method label for every method but the standard ones, whatever methods clients make up.
 pub const OTHER_METHOD: &str = "other";
-/// Status label of a request whose client went away before its response was ready.
+/// Status label of a request whose client went away before its response was complete.
 pub const CLIENT_CLOSED_STATUS: u16 = 499;
+/// Status label of a streamed response the service cut off after its head had gone: a
+/// server-side failure, in the 5xx class so that error rates count it.
+pub const CUT_OFF_STATUS: u16 = 599;
 
 const STANDARD_METHODS: [Method; 9] = [
     Method::GET,
@@ -49,9 +63,32 @@ pub fn method_label(method: &Method) -> &'static str {
         .map_or(OTHER_METHOD, Method::as_str)
 }
 
+/// Every route label: the routes the router answers, then `unmatched`.
+static ROUTE_LABELS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let mut labels: Vec<&'static str> = Vec::new();
+    for endpoint in super::endpoints() {
+        if !labels.contains(&endpoint.path) {
+            labels.push(endpoint.path);
+        }
+    }
+    labels.push(UNMATCHED_ROUTE);
+    labels
+});
+
+/// The label of a matched route (`unmatched` for none), and its place in
+/// [`ROUTE_LABELS`].
+fn route_label(route: Option<&MatchedPath>) -> (usize, &'static str) {
+    let labels = &*ROUTE_LABELS;
+    let unmatched = labels.len() - 1;
+    let index = route
+        .and_then(|route| labels.iter().position(|known| *known == route.as_str()))
+        .unwrap_or(unmatched);
+    (index, labels[index])
+}
+
 /// One request being recorded: metrics by method, matched route and status, and the
-/// access log line. Written when its response is ready, or with status 499 when it is
-/// dropped before that.
+/// access log line. Written when its response is ready (for a streamed body, when the
+/// body ends), or with status 499 when it is dropped before that.
 #[derive(Debug)]
 pub struct AccessRecord {
     started: Instant,
@@ -73,25 +110,38 @@ impl AccessRecord {
         }
     }
 
-    /// Records the request's outcome, and hands its id to the response.
-    pub fn finish(&mut self, response: &mut Response) {
-        let shed = response.extensions().get::<LoadShed>().is_some();
-        self.write(response.status().as_u16(), shed);
+    /// Records the request's outcome, and hands its id to the response. A body of
+    /// unknown length (streamed) carries the record until it ends.
+    pub fn finish(mut self, response: &mut Response) {
+        let status = response.status();
+        let streamed =
+            self.method != Method::HEAD.as_str() && response.body().size_hint().exact().is_none();
+        if streamed {
+            if let Some(id) = self.request_id.clone() {
+                response.headers_mut().insert(REQUEST_ID_HEADER, id);
+            }
+            let body = std::mem::take(response.body_mut());
+            *response.body_mut() = Body::new(RecordedBody {
+                body,
+                status,
+                record: Some(self),
+            });
+            return;
+        }
+        let repeated = response.extensions().get::<Repeated>().copied();
+        self.write(status.as_u16(), repeated);
         if let Some(id) = self.request_id.take() {
             response.headers_mut().insert(REQUEST_ID_HEADER, id);
         }
     }
 
-    fn write(&mut self, status: u16, shed: bool) {
+    fn write(&mut self, status: u16, repeated: Option<Repeated>) {
         self.written = true;
         let elapsed = self.started.elapsed();
-        let route = self
-            .route
-            .as_ref()
-            .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+        let (route_index, route) = route_label(self.route.as_ref());
         RequestMetrics::record(self.method, route, status, elapsed.as_secs_f64());
-        if shed {
-            REFUSALS.note(route, status);
+        if let Some(kind) = repeated {
+            note_repeated(kind, route_index, route);
             return;
         }
         let request_id = self
@@ -113,8 +163,55 @@ impl AccessRecord {
 impl Drop for AccessRecord {
     fn drop(&mut self) {
         if !self.written {
-            self.write(CLIENT_CLOSED_STATUS, false);
+            self.write(CLIENT_CLOSED_STATUS, None);
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A streamed response body that writes its request's record when it ends: its
+    /// status once the last frame is out, [`CUT_OFF_STATUS`] when the body fails, and
+    /// (dropped unfinished, the connection gone) [`CLIENT_CLOSED_STATUS`].
+    struct RecordedBody {
+        #[pin]
+        body: Body,
+        status: StatusCode,
+        record: Option<AccessRecord>,
+    }
+}
+
+impl HttpBody for RecordedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.project();
+        let mut body = this.body;
+        let polled = body.as_mut().poll_frame(cx);
+        let outcome = match &polled {
+            Poll::Ready(None) => Some(this.status.as_u16()),
+            // hyper stops polling a body that says it has ended.
+            Poll::Ready(Some(Ok(_))) if body.is_end_stream() => Some(this.status.as_u16()),
+            Poll::Ready(Some(Err(_))) => Some(CUT_OFF_STATUS),
+            _ => None,
+        };
+        if let Some(status) = outcome
+            && let Some(mut record) = this.record.take()
+        {
+            record.write(status, None);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -131,17 +228,9 @@ thread_local! {
         RefCell::new(HashMap::new());
 }
 
-/// Every route the router answers, as the route label spells it.
-static ROUTES: LazyLock<Vec<&'static str>> =
-    LazyLock::new(|| super::endpoints().into_iter().map(|e| e.path).collect());
-
 impl RequestMetrics {
-    fn record(method: &'static str, route: &str, status: u16, seconds: f64) {
-        let route = ROUTES
-            .iter()
-            .copied()
-            .find(|known| *known == route)
-            .unwrap_or(UNMATCHED_ROUTE);
+    /// `route` is a label of [`ROUTE_LABELS`].
+    fn record(method: &'static str, route: &'static str, status: u16, seconds: f64) {
         REQUEST_METRICS.with(|cache| {
             let mut cache = cache.borrow_mut();
             let metrics = cache.entry((method, route, status)).or_insert_with(|| {
@@ -161,104 +250,62 @@ impl RequestMetrics {
     }
 }
 
-/// Writes the summary of refusals not logged yet, if their second is over. Called once
-/// a second, so the last refusals of a flood are logged even when none follow.
+/// Refused requests not logged yet, one window per route label.
+static REFUSALS: LazyLock<Vec<Window>> =
+    LazyLock::new(|| ROUTE_LABELS.iter().map(|_| Window::new()).collect());
+/// Requests failed by the store not logged yet, one window per route label.
+static STORE_DOWN: LazyLock<Vec<Window>> =
+    LazyLock::new(|| ROUTE_LABELS.iter().map(|_| Window::new()).collect());
+
+fn windows(kind: Repeated) -> &'static [Window] {
+    match kind {
+        Repeated::LoadShed => &REFUSALS,
+        Repeated::StoreDown => &STORE_DOWN,
+    }
+}
+
+/// Counts a repeated answer; the first after a quiet second is logged at once, the rest
+/// in one line when their second is over.
+fn note_repeated(kind: Repeated, route_index: usize, route: &'static str) {
+    if let Some(count) = windows(kind)[route_index].note_at(aggregate::now_ms()) {
+        write_repeated(kind, count, route);
+    }
+}
+
+/// Writes the summaries of refusals and store failures not logged yet, if their second
+/// is over. Called once a second, so the last ones of a flood are logged even when none
+/// follow.
 pub fn flush_refusal_log() {
-    if let Some(summary) = REFUSALS.flush_at(now_ms()) {
-        summary.write();
+    let now = aggregate::now_ms();
+    for kind in [Repeated::LoadShed, Repeated::StoreDown] {
+        for (window, route) in windows(kind).iter().zip(ROUTE_LABELS.iter()) {
+            if let Some(count) = window.flush_at(now) {
+                write_repeated(kind, count, route);
+            }
+        }
     }
 }
 
-static REFUSALS: RefusalLog = RefusalLog::new();
-
-/// Aggregates refusals: the first after a quiet second is logged at once, the others
-/// are counted and logged as one line when their second is over. Lock-free: a refusal
-/// costs an atomic add.
-#[derive(Debug)]
-struct RefusalLog {
-    /// Refusals counted and not logged yet.
-    pending: AtomicU64,
-    /// When the last line was written, in milliseconds since the process's first refusal
-    /// (`u64::MAX`: never).
-    last_line_ms: AtomicU64,
-}
-
-/// One log line for `count` refusals.
-#[derive(Debug, PartialEq, Eq)]
-struct RefusalSummary {
-    count: u64,
-    route: Option<String>,
-    status: Option<u16>,
-}
-
-impl RefusalSummary {
-    fn write(&self) {
-        tracing::info!(
-            refused = self.count,
-            route = self.route.as_deref().unwrap_or(""),
-            status = self.status.unwrap_or(503),
-            window_ms = RefusalLog::WINDOW_MS,
+/// One line for `count` answers of one kind on `route` (always 503: see
+/// `ApiError::Overloaded` and `ApiError::StoreDown`).
+fn write_repeated(kind: Repeated, count: u64, route: &str) {
+    let status = StatusCode::SERVICE_UNAVAILABLE.as_u16();
+    match kind {
+        Repeated::LoadShed => tracing::info!(
+            refused = count,
+            route,
+            status,
+            window_ms = aggregate::WINDOW_MS,
             "requests refused"
-        );
+        ),
+        Repeated::StoreDown => tracing::info!(
+            failed = count,
+            route,
+            status,
+            window_ms = aggregate::WINDOW_MS,
+            "requests failed, store unavailable"
+        ),
     }
-}
-
-impl RefusalLog {
-    const WINDOW_MS: u64 = 1000;
-
-    const fn new() -> Self {
-        Self {
-            pending: AtomicU64::new(0),
-            last_line_ms: AtomicU64::new(u64::MAX),
-        }
-    }
-
-    fn note(&self, route: &str, status: u16) {
-        if let Some(summary) = self.note_at(now_ms(), route, status) {
-            summary.write();
-        }
-    }
-
-    fn note_at(&self, now: u64, route: &str, status: u16) -> Option<RefusalSummary> {
-        if self.claim_line(now) {
-            let earlier = self.pending.swap(0, Ordering::Relaxed);
-            return Some(RefusalSummary {
-                count: earlier + 1,
-                route: Some(route.to_owned()),
-                status: Some(status),
-            });
-        }
-        self.pending.fetch_add(1, Ordering::Relaxed);
-        None
-    }
-
-    fn flush_at(&self, now: u64) -> Option<RefusalSummary> {
-        if self.pending.load(Ordering::Relaxed) == 0 || !self.claim_line(now) {
-            return None;
-        }
-        let count = self.pending.swap(0, Ordering::Relaxed);
-        (count > 0).then_some(RefusalSummary {
-            count,
-            route: None,
-            status: None,
-        })
-    }
-
-    /// Whether a line may be written at `now`; only one caller per window wins.
-    fn claim_line(&self, now: u64) -> bool {
-        let last = self.last_line_ms.load(Ordering::Relaxed);
-        let due = last == u64::MAX || now.saturating_sub(last) >= Self::WINDOW_MS;
-        due && self
-            .last_line_ms
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    }
-}
-
-fn now_ms() -> u64 {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    let origin = ORIGIN.get_or_init(Instant::now);
-    u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
 }
 
 #[cfg(test)]
@@ -274,41 +321,5 @@ mod tests {
             let method = Method::from_bytes(made_up.as_bytes()).expect("a valid token");
             assert_eq!(method_label(&method), OTHER_METHOD, "{made_up}");
         }
-    }
-
-    #[test]
-    fn a_lone_refusal_is_logged_at_once() {
-        let log = RefusalLog::new();
-        let line = log.note_at(5_000, "/computation", 503).expect("a line");
-        assert_eq!(line.count, 1);
-        assert_eq!(line.route.as_deref(), Some("/computation"));
-        assert_eq!(log.flush_at(10_000), None, "nothing left over");
-        // Another one much later is a line of its own again.
-        assert_eq!(
-            log.note_at(60_000, "/computation", 503).map(|l| l.count),
-            Some(1)
-        );
-    }
-
-    #[test]
-    fn a_flood_is_one_line_a_second_and_every_refusal_is_counted() {
-        let log = RefusalLog::new();
-        let mut logged = 0;
-        let mut lines = 0;
-        // 10,000 refusals over 2.5 seconds.
-        for i in 0..10_000u64 {
-            if let Some(line) = log.note_at(i / 4, "/computation", 503) {
-                logged += line.count;
-                lines += 1;
-            }
-        }
-        // The tail is written by the periodic flush once its second is over.
-        assert_eq!(log.flush_at(2_600), None, "its second is not over yet");
-        let tail = log.flush_at(3_000).expect("the tail");
-        logged += tail.count;
-        lines += 1;
-        assert_eq!(logged, 10_000);
-        assert!(lines <= 4, "{lines} lines");
-        assert_eq!(log.flush_at(10_000), None);
     }
 }

@@ -48,7 +48,8 @@ pub async fn put_one(
 
 /// `GET /candidates?limit=&cursor=`: with `limit`, one page in ascending name order
 /// and the next page's cursor in `X-Next-Cursor`; without it, every candidate (after
-/// the cursor, when one is given) as one streamed JSON array, like the original.
+/// the cursor, when one is given) as one streamed JSON array, like the original, if
+/// fewer than the configured number of such listings are streaming already.
 pub async fn list(
     State(state): State<Arc<AppState>>,
     RawQuery(query): RawQuery,
@@ -58,8 +59,9 @@ pub async fn list(
     match params.get("limit") {
         Some(limit) => one_page(&state, PageLimit::parse(limit)?, cursor).await,
         None => {
+            let place = state.full_listings.admit()?;
             let deadline = Instant::now() + state.limits.request_timeout;
-            listing::everything(Arc::clone(&state.store), cursor, deadline).await
+            listing::everything(Arc::clone(&state.store), cursor, deadline, place).await
         }
     }
 }

@@ -2,10 +2,12 @@
 //!
 //! 1. gives the request its id, echoed in the response (`middleware::request_id`);
 //! 2. records it: metrics and the access log line, with the final status, 499 if the
-//!    client goes away first (`access_log`);
+//!    client goes away first, and for a streamed body its outcome when the body ends
+//!    (`access_log`);
 //! 3. turns a panic below into a 500 for this request only;
 //! 4. answers 503 past the request timeout, dropping the handler (which cancels what
-//!    it waited for: a store call, a queued computation);
+//!    it waited for: a store call, a queued computation), or 408 when the handler was
+//!    still waiting for the client to send the request's body;
 //! 5. refuses a request whose head breaks the rules (`middleware::check_request_head`)
 //!    before any handler runs.
 //!
@@ -16,6 +18,7 @@
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -27,7 +30,7 @@ use tokio::time::Timeout;
 use tower::{Layer, Service};
 
 use super::access_log::AccessRecord;
-use super::body;
+use super::body::{self, BodyProgress};
 use super::middleware::{self, HeadRefusal};
 use crate::error::ApiError;
 
@@ -75,6 +78,9 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let record = AccessRecord::begin(&request, middleware::request_id(&request));
+        let (parts, request_body) = request.into_parts();
+        let (request_body, body_progress) = body::follow(request_body);
+        let request = Request::from_parts(parts, request_body);
         let stage = match middleware::check_request_head(&request) {
             None => match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
                 Ok(future) => Stage::Handler { future },
@@ -92,7 +98,8 @@ where
         EnvelopeFuture {
             stage: AssertUnwindSafe(tokio::time::timeout(self.request_timeout, stage))
                 .catch_unwind(),
-            record,
+            record: Some(record),
+            body_progress,
         }
     }
 }
@@ -103,7 +110,10 @@ pin_project_lite::pin_project! {
     pub struct EnvelopeFuture<F> {
         #[pin]
         stage: CatchUnwind<AssertUnwindSafe<Timeout<Stage<F>>>>,
-        record: AccessRecord,
+        // Taken when the response is ready; still here when dropped before that (499).
+        record: Option<AccessRecord>,
+        // Set when the request has a body: whether it was still being read at the timeout.
+        body_progress: Option<Arc<BodyProgress>>,
     }
 }
 
@@ -117,10 +127,22 @@ where
         let this = self.project();
         let mut response = match ready!(this.stage.poll(cx)) {
             Ok(Ok(response)) => response,
-            Ok(Err(_elapsed)) => ApiError::retry_later("request timed out", 1).into_response(),
+            Ok(Err(_elapsed)) => {
+                let client_is_slow = this
+                    .body_progress
+                    .as_ref()
+                    .is_some_and(|progress| progress.awaiting_client());
+                if client_is_slow {
+                    ApiError::BodyTimeout.into_response()
+                } else {
+                    ApiError::retry_later("request timed out", 1).into_response()
+                }
+            }
             Err(panic) => middleware::panic_response(panic),
         };
-        this.record.finish(&mut response);
+        if let Some(record) = this.record.take() {
+            record.finish(&mut response);
+        }
         Poll::Ready(Ok(response))
     }
 }

@@ -3,6 +3,10 @@
 //! A store outage must not make the load balancer take every instance out of service,
 //! so the plain check only says whether this process is willing to serve. Store
 //! connectivity is reported by `?details`, in metrics and in logs.
+//!
+//! `?details` is public and may be polled hard, so it must stay cheap: one look at the
+//! store answers every `?details` of the next second ([`StoreHealth`]), and a look never
+//! takes SQLite's write lock while the service's own writes can tell how writes fare.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +16,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tokio::sync::Mutex;
 use tokio::time::{Instant, timeout_at};
 
 use crate::error::ApiError;
@@ -20,6 +25,8 @@ use crate::store::CandidateStore;
 
 /// `?details` must answer quickly even when the store hangs: both probes fit in this.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one look at the store answers `?details`.
+const LOOK_LASTS: Duration = Duration::from_secs(1);
 
 pub async fn gtg(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
     if state.lifecycle.is_draining() {
@@ -28,7 +35,7 @@ pub async fn gtg(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) 
     if !wants_details(query.as_deref()) {
         return StatusCode::OK.into_response();
     }
-    let store = store_state(&*state.store).await;
+    let store = state.store_health.state(&*state.store).await;
     Json(json!({
         "connected": if store == StoreState::Down { "false" } else { "true" },
         "store": store.as_str(),
@@ -58,7 +65,40 @@ impl StoreState {
     }
 }
 
-async fn store_state(store: &dyn CandidateStore) -> StoreState {
+/// The last look at the store, shared by every `?details` while it is fresh. Callers that
+/// arrive while a look is under way wait for it and share it too, so a store that hangs
+/// costs one look (at most `PING_TIMEOUT`) however many callers there are.
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    last: Mutex<Option<Look>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Look {
+    /// When the look finished.
+    at: Instant,
+    state: StoreState,
+}
+
+impl StoreHealth {
+    async fn state(&self, store: &dyn CandidateStore) -> StoreState {
+        let asked = Instant::now();
+        let mut last = self.last.lock().await;
+        if let Some(look) = *last
+            && (look.at >= asked || asked.duration_since(look.at) < LOOK_LASTS)
+        {
+            return look.state;
+        }
+        let state = look(store).await;
+        *last = Some(Look {
+            at: Instant::now(),
+            state,
+        });
+        state
+    }
+}
+
+async fn look(store: &dyn CandidateStore) -> StoreState {
     let deadline = Instant::now() + PING_TIMEOUT;
     if !matches!(timeout_at(deadline, store.ping()).await, Ok(Ok(()))) {
         return StoreState::Down;

@@ -8,14 +8,20 @@
 //! timeout after the request arrived). A listing that runs out of time, or whose store
 //! fails part-way, ends its body with an error: the connection is then closed without
 //! the chunked encoding's last chunk, so the client sees a failed response, never a
-//! shorter list that looks whole.
+//! shorter list that looks whole (and the access log records it as cut off: 599).
+//!
+//! And the number of them is bounded ([`FullListings`]): a full listing of a large table
+//! costs a fraction of a second of CPU, so enough of them at once would all miss their
+//! deadline and slow every other request down. Beyond the bound a listing is refused at
+//! once (503, `Retry-After`), before it reads anything, and the admitted ones finish.
 
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use metrics::counter;
+use metrics::{counter, gauge};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::candidate::{Candidate, CandidateName, Cursor, Page, PageLimit};
@@ -40,19 +46,60 @@ impl From<ListingError> for ApiError {
     }
 }
 
-/// Every candidate after `cursor` (from the start without one), streamed. The first
-/// page is read before answering, so a store that is down is still a clean 503 and an
-/// empty store the original's 404.
+/// The full listings that may stream at once (`CANDIDATES_FULL_LISTINGS`).
+#[derive(Debug, Clone)]
+pub struct FullListings {
+    places: Arc<Semaphore>,
+    capacity: usize,
+}
+
+/// One admitted listing's place, given back when its stream ends or is dropped.
+#[derive(Debug)]
+pub struct ListingPlace(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl FullListings {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            places: Arc::new(Semaphore::new(capacity)),
+            capacity,
+        }
+    }
+
+    /// A place for one more listing, or the 503 that refuses it.
+    pub fn admit(&self) -> Result<ListingPlace, ApiError> {
+        match Arc::clone(&self.places).try_acquire_owned() {
+            Ok(permit) => Ok(ListingPlace(permit)),
+            Err(_) => {
+                counter!("candidates_full_listings_refused_total").increment(1);
+                Err(ApiError::overloaded(
+                    "too many full listings at once: retry shortly, or page with ?limit=",
+                ))
+            }
+        }
+    }
+
+    /// Sets the gauges of the listings streaming now and of the bound.
+    pub fn record_gauges(&self) {
+        let in_flight = self.capacity - self.places.available_permits();
+        gauge!("candidates_full_listings_in_flight").set(in_flight as f64);
+        gauge!("candidates_full_listings_max").set(self.capacity as f64);
+    }
+}
+
+/// Every candidate after `cursor` (from the start without one), streamed while `place`
+/// is held. The first page is read before answering, so a store that is down is still a
+/// clean 503 and an empty store the original's 404.
 pub async fn everything(
     store: Arc<dyn CandidateStore>,
     cursor: Option<Cursor>,
     deadline: Instant,
+    place: ListingPlace,
 ) -> Result<Response, ApiError> {
     let first = fetch(&*store, cursor.as_ref().map(Cursor::last_seen), deadline).await?;
     if first.candidates.is_empty() && cursor.is_none() {
         return Err(ApiError::not_found("no candidates"));
     }
-    let body = Body::from_stream(chunks(store, first, deadline));
+    let body = Body::from_stream(chunks(store, first, deadline, place));
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -67,12 +114,15 @@ fn chunks(
     store: Arc<dyn CandidateStore>,
     first: Page,
     deadline: Instant,
+    place: ListingPlace,
 ) -> impl futures_util::Stream<Item = Result<Bytes, ListingError>> + Send + 'static {
     let start = Next::Send {
         page: first,
         first: true,
     };
     futures_util::stream::try_unfold(start, move |next| {
+        // The place lives in this closure, that is as long as the stream.
+        let _held = &place;
         let store = Arc::clone(&store);
         async move {
             let (page, first) = match next {
@@ -208,6 +258,11 @@ mod tests {
         Instant::now() + Duration::from_secs(10)
     }
 
+    /// A place of a gate of its own.
+    fn place() -> ListingPlace {
+        FullListings::new(1).admit().expect("a free place")
+    }
+
     /// Reads the body until it ends or fails: (bytes read, whether it failed).
     async fn read_all(response: Response) -> (Vec<u8>, bool) {
         let mut body = response.into_body();
@@ -224,7 +279,7 @@ mod tests {
     #[tokio::test]
     async fn every_candidate_is_streamed_in_order_across_pages() {
         let store = Arc::new(FakeStore::with(2_500));
-        let response = everything(store.clone(), None, later())
+        let response = everything(store.clone(), None, later(), place())
             .await
             .expect("listing");
         assert_eq!(response.status(), StatusCode::OK);
@@ -245,7 +300,7 @@ mod tests {
     #[tokio::test]
     async fn one_page_is_held_at_a_time() {
         let store = Arc::new(FakeStore::with(3_500));
-        let response = everything(store.clone(), None, later())
+        let response = everything(store.clone(), None, later(), place())
             .await
             .expect("listing");
         let mut body = response.into_body();
@@ -261,7 +316,7 @@ mod tests {
         let store = Arc::new(FakeStore::with(1_500));
         let cursor = Cursor::after(store.names[1_200].clone());
         let (bytes, _) = read_all(
-            everything(store.clone(), Some(cursor), later())
+            everything(store.clone(), Some(cursor), later(), place())
                 .await
                 .expect("listing"),
         )
@@ -272,7 +327,7 @@ mod tests {
 
         // Exactly one full page: the array still closes.
         let (bytes, _) = read_all(
-            everything(Arc::new(FakeStore::with(1_000)), None, later())
+            everything(Arc::new(FakeStore::with(1_000)), None, later(), place())
                 .await
                 .expect("listing"),
         )
@@ -283,13 +338,13 @@ mod tests {
         // Nothing after the cursor: an empty array; nothing at all: the original's 404.
         let last = Cursor::after(store.names[1_499].clone());
         let (bytes, _) = read_all(
-            everything(store.clone(), Some(last), later())
+            everything(store.clone(), Some(last), later(), place())
                 .await
                 .expect("listing"),
         )
         .await;
         assert_eq!(bytes, b"[]");
-        let empty = everything(Arc::new(FakeStore::with(0)), None, later()).await;
+        let empty = everything(Arc::new(FakeStore::with(0)), None, later(), place()).await;
         assert!(matches!(empty, Err(ApiError::NotFound(_))));
     }
 
@@ -299,8 +354,12 @@ mod tests {
             fail_call: Some(2),
             ..FakeStore::with(2_500)
         });
-        let (bytes, failed) =
-            read_all(everything(store, None, later()).await.expect("first page")).await;
+        let (bytes, failed) = read_all(
+            everything(store, None, later(), place())
+                .await
+                .expect("first page"),
+        )
+        .await;
         assert!(failed, "the body must end with an error");
         assert!(bytes.starts_with(b"["));
         assert!(serde_json::from_slice::<serde_json::Value>(&bytes).is_err());
@@ -312,7 +371,9 @@ mod tests {
             fail_call: Some(1),
             ..FakeStore::with(10)
         });
-        let err = everything(store, None, later()).await.expect_err("503");
+        let err = everything(store, None, later(), place())
+            .await
+            .expect_err("503");
         assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
@@ -324,10 +385,49 @@ mod tests {
         });
         let started = Instant::now();
         let deadline = started + Duration::from_secs(10);
-        let (bytes, failed) =
-            read_all(everything(store, None, deadline).await.expect("first page")).await;
+        let (bytes, failed) = read_all(
+            everything(store, None, deadline, place())
+                .await
+                .expect("first page"),
+        )
+        .await;
         assert!(failed);
         assert!(serde_json::from_slice::<serde_json::Value>(&bytes).is_err());
         assert_eq!(Instant::now(), deadline, "cut off exactly at the deadline");
+    }
+
+    #[tokio::test]
+    async fn listings_beyond_the_bound_are_refused_until_one_ends() {
+        let gate = FullListings::new(2);
+        let store = Arc::new(FakeStore::with(2_500));
+        let first = everything(store.clone(), None, later(), gate.admit().expect("1st"))
+            .await
+            .expect("listing");
+        let second = everything(store.clone(), None, later(), gate.admit().expect("2nd"))
+            .await
+            .expect("listing");
+        let refused = gate.admit().expect_err("a third at once");
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let refused = refused.into_response();
+        assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        // A listing read to its end gives its place back...
+        let (_, failed) = read_all(first).await;
+        assert!(!failed);
+        let third = gate.admit().expect("a place again");
+        assert!(gate.admit().is_err());
+        // ...and so does one whose client went away (its body dropped unread).
+        drop(second);
+        let _fourth = gate.admit().expect("the abandoned listing's place");
+        drop(third);
+        // A listing that fails before its first byte (404, 503) holds no place either.
+        let empty = everything(
+            Arc::new(FakeStore::with(0)),
+            None,
+            later(),
+            gate.admit().expect("place"),
+        )
+        .await;
+        assert!(matches!(empty, Err(ApiError::NotFound(_))));
+        gate.admit().expect("the 404's place came back");
     }
 }

@@ -10,6 +10,7 @@ use crate::state::AppState;
 
 pub async fn render(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     state.pool.record_gauges();
+    state.full_listings.record_gauges();
     state.store.record_gauges();
     (
         [(

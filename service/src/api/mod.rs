@@ -21,8 +21,12 @@ use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-pub use access_log::{CLIENT_CLOSED_STATUS, OTHER_METHOD, UNMATCHED_ROUTE, flush_refusal_log};
+pub use access_log::{
+    CLIENT_CLOSED_STATUS, CUT_OFF_STATUS, OTHER_METHOD, UNMATCHED_ROUTE, flush_refusal_log,
+};
 pub use body::BODY_LIMIT_BYTES;
+pub use health::StoreHealth;
+pub use listing::FullListings;
 pub use middleware::MAX_REQUEST_ID_BYTES;
 
 use crate::error::ApiError;

@@ -13,20 +13,30 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use metrics::gauge;
+use metrics::{counter, gauge};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use tokio::sync::OnceCell;
 
-use self::group_commit::GroupCommit;
-use super::{BoxError, CandidateStore, StoreError, StoreTimeouts, parse_stored_name};
+use self::group_commit::{GroupCommit, WriteHealth};
+use super::{BoxError, CandidateStore, StoreError, StoreTimeouts, note_failure, parse_stored_name};
 use crate::candidate::{Candidate, CandidateName, Page, PageLimit};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How long the write probe waits for the write lock: long enough for the service's own
-/// writes (milliseconds) to finish, short enough for `?details` to answer quickly.
+/// writes (milliseconds) to finish, short enough for `?details` to answer quickly. A
+/// transaction of the service's own that has waited this long for the lock means the
+/// lock is held elsewhere.
 const WRITE_PROBE_WAIT: Duration = Duration::from_millis(500);
+/// The first `?2` names after `?1` in ascending byte order, as one JSON array. SQLite
+/// does not promise to keep the subquery's order in the aggregate (an `ORDER BY` inside
+/// it would, at the price of sorting the page again in a temporary b-tree), so the page
+/// is sorted once read: already in order, that costs one pass.
+const PAGE_OF_NAMES: &str = "SELECT json_group_array(name) AS names FROM \
+                             (SELECT name FROM candidates WHERE name > ?1 ORDER BY name LIMIT ?2)";
+/// How recent a transaction of the service's own must be to speak for the writes.
+const WRITES_SPEAK_FOR: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -178,18 +188,26 @@ impl CandidateStore for SqliteStore {
         // Every valid name sorts after the empty string, so "" means "from the start".
         let after = after.map_or("", CandidateName::as_str);
         let fetch = i64::try_from(limit.get() + 1).unwrap_or(i64::MAX);
+        // The page comes back as one row holding a JSON array, not as a row per name:
+        // sqlx hands every row from its SQLite thread to the runtime through a channel,
+        // and a thread hand-off per name made a full listing of 100,000 names spend
+        // half its CPU switching threads, starving the writer of its turns.
         let select = async {
-            let rows =
-                sqlx::query("SELECT name FROM candidates WHERE name > ?1 ORDER BY name LIMIT ?2")
-                    .bind(after)
-                    .bind(fetch)
-                    .fetch_all(pool)
-                    .await?;
-            let names = rows
-                .iter()
-                .map(name_from_row)
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, sqlx::Error>(names.into_iter().flatten().collect())
+            let row = sqlx::query(PAGE_OF_NAMES)
+                .bind(after)
+                .bind(fetch)
+                .fetch_one(pool)
+                .await?;
+            let names: String = row.try_get("names")?;
+            let mut names: Vec<String> =
+                serde_json::from_str(&names).map_err(|err| sqlx::Error::Decode(err.into()))?;
+            names.sort_unstable();
+            Ok::<_, sqlx::Error>(
+                names
+                    .into_iter()
+                    .filter_map(|raw| parse_stored_name("sqlite", raw))
+                    .collect(),
+            )
         };
         let names = self.bounded("list", select).await?;
         Ok(Page::from_sorted(names, limit))
@@ -201,19 +219,32 @@ impl CandidateStore for SqliteStore {
         self.bounded("ping", probe).await.map(drop)
     }
 
-    /// Takes the database's write lock and lets it go, on a connection of its own: in
-    /// WAL mode reads go on while another process holds that lock (a backup, a
+    /// Whether a write would be accepted now, without taking the write lock where the
+    /// service's own writes already tell: its last transaction (committed or failed) if
+    /// it is recent, or the one under way if it has been waiting too long for the lock.
+    /// Only when nothing was written lately does it probe: take the write lock and let
+    /// it go, on a connection of its own (the health check asks at most once a second).
+    /// In WAL mode reads go on while another process holds that lock (a backup, a
     /// migration, a hand-run `sqlite3`), so only this shows that writes would wait and
-    /// then fail. The pool's connections are left alone, so an abandoned probe can
-    /// never leave one of them inside a transaction.
+    /// then fail.
     async fn ping_write(&self) -> Result<(), StoreError> {
         let path = match &self.location {
             // Nothing outside this process can lock an in-memory database.
-            Location::Memory => return self.ping().await,
+            Location::Memory => return Ok(()),
             Location::File(path) => path,
         };
         // Opening the pool first migrates a new database: the probe never creates one.
-        self.pool("ping_write").await?;
+        let opened = self.opened("ping_write").await?;
+        match opened.writer.health(WRITES_SPEAK_FOR, WRITE_PROBE_WAIT) {
+            WriteHealth::Committing => return Ok(()),
+            WriteHealth::Failing => {
+                return Err(StoreError::unavailable(
+                    "ping_write",
+                    "the service's own writes are failing or waiting for the write lock",
+                ));
+            }
+            WriteHealth::Unknown => {}
+        }
         let options = self.file_options(path).busy_timeout(WRITE_PROBE_WAIT);
         let probe = async {
             let mut connection = SqliteConnection::connect_with(&options).await?;
@@ -224,7 +255,13 @@ impl CandidateStore for SqliteStore {
                 .await?;
             connection.close().await
         };
-        self.bounded("ping_write", probe).await
+        let probed = self.bounded("ping_write", probe).await;
+        if let Err(err) = &probed {
+            counter!("store_errors_total", "backend" => "sqlite", "operation" => "ping_write")
+                .increment(1);
+            note_failure("sqlite", "ping_write", err);
+        }
+        probed
     }
 
     fn record_gauges(&self) {
@@ -335,6 +372,8 @@ mod tests {
             .await
             .expect("second connection");
         let held = other.begin_with("BEGIN IMMEDIATE").await.expect("lock");
+        // Until then the service's own recent commit speaks for the writes.
+        tokio::time::sleep(WRITES_SPEAK_FOR).await;
         store.ping().await.expect("reads still work");
         assert!(store.get(&name("before")).await.expect("get").is_some());
         assert!(matches!(

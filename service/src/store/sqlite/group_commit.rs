@@ -9,13 +9,19 @@
 //! exactly as durable as before. Inserts that arrive during a commit form the next
 //! batch, so batches grow with the load by themselves, and a lone insert is written at
 //! once rather than held back waiting for company.
+//!
+//! The writer also knows whether writes work: how its last transaction ended, and
+//! whether the one under way has been waiting long for the write lock. The health check
+//! reads that ([`GroupCommit::health`]) instead of taking the lock itself.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use metrics::histogram;
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// The most inserts one transaction takes. Far above what waits at any moment at the
 /// service's concurrency; it only bounds one transaction's size under a pile-up.
@@ -36,8 +42,8 @@ pub struct GroupCommit {
     counts: Arc<Counts>,
 }
 
-/// What the writer is doing, for gauges and tests.
-#[derive(Debug, Default)]
+/// What the writer is doing, for gauges, the health check and tests.
+#[derive(Debug)]
 struct Counts {
     /// Inserts sent and not yet taken into a batch.
     waiting: AtomicUsize,
@@ -45,6 +51,45 @@ struct Counts {
     committing: AtomicUsize,
     /// Transactions written so far, committed or failed.
     batches: AtomicU64,
+    /// The times below count milliseconds from here.
+    origin: Instant,
+    /// When the transaction under way began (`NEVER`: none is).
+    began_ms: AtomicU64,
+    /// When the last transaction ended (`NEVER`: none has), and whether it committed.
+    ended_ms: AtomicU64,
+    committed: AtomicBool,
+}
+
+const NEVER: u64 = u64::MAX;
+
+impl Counts {
+    fn new() -> Self {
+        Self {
+            waiting: AtomicUsize::new(0),
+            committing: AtomicUsize::new(0),
+            batches: AtomicU64::new(0),
+            origin: Instant::now(),
+            began_ms: AtomicU64::new(NEVER),
+            ended_ms: AtomicU64::new(NEVER),
+            committed: AtomicBool::new(false),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(NEVER - 1)
+    }
+}
+
+/// What the writer's own transactions say about whether writes work now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteHealth {
+    /// The last transaction, recent enough, committed.
+    Committing,
+    /// The last transaction, recent enough, failed; or the one under way has waited
+    /// for the write lock longer than a healthy database ever makes it wait.
+    Failing,
+    /// No transaction recent enough to tell.
+    Unknown,
 }
 
 #[derive(Debug)]
@@ -67,7 +112,7 @@ impl GroupCommit {
     /// only, so readers share the pool). The task ends when every handle is dropped.
     pub fn start(pool: SqlitePool) -> Self {
         let (queue, inserts) = mpsc::channel(QUEUE_CAPACITY);
-        let counts = Arc::new(Counts::default());
+        let counts = Arc::new(Counts::new());
         tokio::spawn(write_batches(pool, inserts, Arc::clone(&counts)));
         Self { queue, counts }
     }
@@ -98,6 +143,26 @@ impl GroupCommit {
         self.counts.committing.load(Ordering::Relaxed)
     }
 
+    /// Whether writes work, judged from the transactions of the last `recent`: one under
+    /// way for longer than `stuck` means the write lock is held elsewhere.
+    pub fn health(&self, recent: Duration, stuck: Duration) -> WriteHealth {
+        let counts = &self.counts;
+        let now = counts.now_ms();
+        let began = counts.began_ms.load(Ordering::Acquire);
+        if began != NEVER && now.saturating_sub(began) >= millis(stuck) {
+            return WriteHealth::Failing;
+        }
+        let ended = counts.ended_ms.load(Ordering::Acquire);
+        if ended == NEVER || now.saturating_sub(ended) >= millis(recent) {
+            return WriteHealth::Unknown;
+        }
+        if counts.committed.load(Ordering::Acquire) {
+            WriteHealth::Committing
+        } else {
+            WriteHealth::Failing
+        }
+    }
+
     /// Transactions written so far, committed or failed.
     #[cfg(test)]
     pub fn batches(&self) -> u64 {
@@ -116,9 +181,13 @@ async fn write_batches(pool: SqlitePool, mut inserts: mpsc::Receiver<Insert>, co
             continue;
         }
         counts.committing.store(batch.len(), Ordering::Relaxed);
+        counts.began_ms.store(counts.now_ms(), Ordering::Release);
         let outcome = commit(&pool, &batch)
             .await
             .map_err(|err| CommitError::Database(Arc::new(err)));
+        counts.committed.store(outcome.is_ok(), Ordering::Release);
+        counts.ended_ms.store(counts.now_ms(), Ordering::Release);
+        counts.began_ms.store(NEVER, Ordering::Release);
         counts.committing.store(0, Ordering::Relaxed);
         counts.batches.fetch_add(1, Ordering::Relaxed);
         histogram!("sqlite_write_batch_size").record(batch.len() as f64);
@@ -127,6 +196,10 @@ async fn write_batches(pool: SqlitePool, mut inserts: mpsc::Receiver<Insert>, co
             let _ = insert.committed.send(outcome.clone());
         }
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(NEVER)
 }
 
 /// One transaction for the whole batch. `BEGIN IMMEDIATE` takes the write lock first,
