@@ -5,6 +5,7 @@
 //! `./scripts/test.sh` into `.tools/bin`, which it puts on `PATH`. A missing tool fails
 //! the test with that instruction: nothing is skipped.
 
+pub mod aws_query;
 pub mod hcl_files;
 pub mod imds;
 pub mod moto;
@@ -14,6 +15,7 @@ pub mod service;
 pub mod standins;
 pub mod systemd_unit;
 pub mod terraform;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

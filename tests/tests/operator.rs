@@ -6,6 +6,7 @@
 //! moto evaluates the policy's actions only (`blackbox::operator_policy`); what it cannot
 //! evaluate is listed in docs/TESTING.md with what covers it.
 
+use blackbox::aws_query::text;
 use blackbox::operator_policy::{for_moto, rendered, without_action};
 use blackbox::terraform::{
     AccessKey, Deployment, Outcome, assert_nothing_left, latest_launch_template, packer_on_moto,
@@ -17,12 +18,6 @@ use serde_json::{Value, json};
 mod observed;
 
 const PROJECT: &str = "axum-asg";
-
-fn text(value: &Value) -> &str {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("not a string: {value}"))
-}
 
 /// PATH with the stand-in packer first (moto's EC2 takes its calls), then the deployment's.
 fn path_with_packer(stack: &Deployment) -> String {

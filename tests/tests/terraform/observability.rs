@@ -4,16 +4,11 @@
 //! the stacks they apply; what `scripts/logs.sh` and `scripts/validate.sh` make of the logs
 //! is checked in `operator.rs` (`operator/observed.rs`), run as the operator.
 
+use blackbox::aws_query::text;
 use blackbox::hcl_files::variable_default;
 use blackbox::repo_root;
 use blackbox::terraform::Deployment;
 use serde_json::{Value, json};
-
-fn text(value: &Value) -> &str {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("not a string: {value}"))
-}
 
 /// The environment `name`'s log group, its retention, the role's rights on it and nothing
 /// more, the dashboard's log widget. (That user data tells the agent the group's name is
