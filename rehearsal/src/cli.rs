@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::Error;
+use crate::faults::Fault;
 use crate::profiles::Profiles;
 use crate::variables::Assignment;
 
@@ -46,6 +47,8 @@ pub struct Options {
     pub infra: PathBuf,
     pub prices: Option<PathBuf>,
     pub assumptions: Vec<String>,
+    /// Failures injected during the load (`--fail`, `--fail-az`), in command-line order.
+    pub faults: Vec<Fault>,
     pub service_binary: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub calibration_secs: f64,
@@ -78,6 +81,7 @@ impl Default for Options {
             infra: PathBuf::from("infra"),
             prices: None,
             assumptions: Vec::new(),
+            faults: Vec::new(),
             service_binary: None,
             cache_dir: None,
             calibration_secs: 2.0,
@@ -187,6 +191,8 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
             "--infra" => o.infra = value.into(),
             "--prices" => o.prices = Some(value.into()),
             "--assume" => o.assumptions.push(value),
+            "--fail" => o.faults.push(Fault::parse_instances(&value)?),
+            "--fail-az" => o.faults.push(Fault::parse_zone(&value)?),
             "--service-binary" => o.service_binary = Some(value.into()),
             "--cache-dir" => o.cache_dir = Some(value.into()),
             "--calibration-secs" => {
@@ -280,6 +286,25 @@ mod tests {
     }
 
     #[test]
+    fn failures_are_options() {
+        let o = parse(&args("--rate 5 --fail instance@3x2 --fail-az b@4-9")).expect("valid");
+        assert_eq!(
+            o.faults,
+            vec![
+                Fault::Instances {
+                    minute: 3,
+                    count: 2
+                },
+                Fault::Zone {
+                    zone: 1,
+                    from: 4,
+                    to: Some(9)
+                }
+            ]
+        );
+    }
+
+    #[test]
     fn bad_arguments_are_usage_errors() {
         for (line, reason) in [
             ("--rate -5", "positive whole number"),
@@ -292,6 +317,8 @@ mod tests {
             ("--rate 5 --nope 1", "unknown option --nope"),
             ("a b --rate 5", "one environment only"),
             ("--rate 5 --slo-success 101", "percentage"),
+            ("--rate 5 --fail node@3", "--fail takes instance@MINUTE"),
+            ("--rate 5 --fail-az a@9-3", "TO > FROM"),
             (
                 "--rate 5 --instance-rps 9 --calibrate-from s.csv",
                 "not both",

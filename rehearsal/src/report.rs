@@ -157,7 +157,15 @@ pub fn load_warnings(
         .collect();
     if let (Some(first), Some(last)) = (failing.first(), failing.last()) {
         let at_max = failing.iter().filter(|r| r.desired >= r.max_size).count();
-        let reason = if at_max == failing.len() {
+        let injured = failing
+            .iter()
+            .filter(|r| r.not_answering > 0 || !r.dark_zones.is_empty())
+            .count();
+        let reason = if injured > 0 {
+            format!(
+                "instances did not answer (the injected failures) in {injured} of these minutes: more headroom (min_size, a lower threshold) or more zones spread the loss"
+            )
+        } else if at_max == failing.len() {
             "the group was at max_size throughout".to_owned()
         } else {
             format!(
@@ -224,6 +232,8 @@ pub fn write_timeline(path: &Path, rows: &[MinuteRow], zone: &TimeZone) -> Resul
         "min_size",
         "max_size",
         "in_service_by_zone",
+        "not_answering",
+        "dark_zones",
         "serving",
         "warming",
         "terminating",
@@ -258,6 +268,12 @@ pub fn write_timeline(path: &Path, rows: &[MinuteRow], zone: &TimeZone) -> Resul
             r.min_size.to_string(),
             r.max_size.to_string(),
             by_zone.join("/"),
+            r.not_answering.to_string(),
+            r.dark_zones
+                .iter()
+                .map(|z| crate::fleet::zone_name(*z).to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
             number(r.serving),
             r.warming.to_string(),
             r.terminating.to_string(),

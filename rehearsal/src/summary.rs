@@ -9,6 +9,7 @@ use crate::assumptions::Assumptions;
 use crate::bill::Costs;
 use crate::calibrate::Calibration;
 use crate::compare::{Comparison, Fit};
+use crate::faults::FailureSummary;
 use crate::model::Group;
 use crate::report::{Check, Slo, Totals};
 use crate::rules::schedule::Sizes;
@@ -87,5 +88,7 @@ pub struct Summary {
     pub terraform_undecided: Vec<String>,
     pub prices: PricesSummary,
     pub compare: Option<Comparison>,
+    /// `--fail`, `--fail-az`: what the failures did.
+    pub failures: Option<FailureSummary>,
     pub notes: Vec<String>,
 }
