@@ -61,6 +61,8 @@ pub struct Assumptions {
     /// sending to it (the load balancer's DNS TTL is 60 s; how fast the address leaves DNS
     /// is not documented; 0: clients that try the next address).
     pub alb_dns_failover_secs: f64,
+    /// The longest backoff a retrying client waits (the AWS SDKs' 20 s).
+    pub retry_max_backoff_ms: f64,
 }
 
 impl Default for Assumptions {
@@ -88,6 +90,7 @@ impl Default for Assumptions {
             unhealthy_replace_secs: 60.0,
             status_check_replace_secs: 300.0,
             alb_dns_failover_secs: 60.0,
+            retry_max_backoff_ms: 20_000.0,
         }
     }
 }
@@ -204,6 +207,11 @@ impl Assumptions {
                 &mut self.alb_dns_failover_secs,
                 value >= 0.0,
                 "seconds, at least 0",
+            ),
+            "retry_max_backoff_ms" => (
+                &mut self.retry_max_backoff_ms,
+                value > 0.0,
+                "milliseconds, more than 0",
             ),
             other => {
                 return Err(format!(

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::error::Error;
 use crate::faults::Fault;
 use crate::profiles::Profiles;
+use crate::rules::retry::Backoff;
 use crate::variables::Assignment;
 
 /// The SLO goals asked for: loadtest.sh's defaults (scripts/lib/load-profiles.env), except
@@ -49,6 +50,10 @@ pub struct Options {
     pub assumptions: Vec<String>,
     /// Failures injected during the load (`--fail`, `--fail-az`), in command-line order.
     pub faults: Vec<Fault>,
+    /// Retries a client makes after a failed request (`--retries`; 0: none).
+    pub retries: u32,
+    pub backoff: Backoff,
+    pub retry_base_ms: f64,
     pub service_binary: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub calibration_secs: f64,
@@ -82,6 +87,9 @@ impl Default for Options {
             prices: None,
             assumptions: Vec::new(),
             faults: Vec::new(),
+            retries: 0,
+            backoff: Backoff::ExponentialJitter,
+            retry_base_ms: 100.0,
             service_binary: None,
             cache_dir: None,
             calibration_secs: 2.0,
@@ -193,6 +201,21 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
             "--assume" => o.assumptions.push(value),
             "--fail" => o.faults.push(Fault::parse_instances(&value)?),
             "--fail-az" => o.faults.push(Fault::parse_zone(&value)?),
+            "--retries" => {
+                o.retries = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= 10)
+                    .ok_or_else(|| {
+                        Error::usage(format!(
+                            "--retries must be a whole number from 0 to 10, not '{value}'"
+                        ))
+                    })?;
+            }
+            "--backoff" => o.backoff = value.parse().map_err(Error::usage)?,
+            "--retry-base-ms" => {
+                o.retry_base_ms = number(flag, &value, |v| v >= 0.0, "milliseconds, at least 0")?
+            }
             "--service-binary" => o.service_binary = Some(value.into()),
             "--cache-dir" => o.cache_dir = Some(value.into()),
             "--calibration-secs" => {
@@ -286,8 +309,11 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_options() {
-        let o = parse(&args("--rate 5 --fail instance@3x2 --fail-az b@4-9")).expect("valid");
+    fn failures_and_retries_are_options() {
+        let o = parse(&args(
+            "--rate 5 --fail instance@3x2 --fail-az b@4-9 --retries 3 --backoff fixed --retry-base-ms 250",
+        ))
+        .expect("valid");
         assert_eq!(
             o.faults,
             vec![
@@ -301,6 +327,10 @@ mod tests {
                     to: Some(9)
                 }
             ]
+        );
+        assert_eq!(
+            (o.retries, o.backoff, o.retry_base_ms),
+            (3, Backoff::Fixed, 250.0)
         );
     }
 
@@ -319,6 +349,11 @@ mod tests {
             ("--rate 5 --slo-success 101", "percentage"),
             ("--rate 5 --fail node@3", "--fail takes instance@MINUTE"),
             ("--rate 5 --fail-az a@9-3", "TO > FROM"),
+            ("--rate 5 --retries 11", "from 0 to 10"),
+            (
+                "--rate 5 --backoff linear",
+                "fixed, exponential or exponential-jitter",
+            ),
             (
                 "--rate 5 --instance-rps 9 --calibrate-from s.csv",
                 "not both",

@@ -198,7 +198,7 @@ pub struct FailureSummary {
     /// zone dark.
     pub from_minute: usize,
     pub to_minute: usize,
-    /// Requests that failed in those minutes.
+    /// Requests that failed for good in those minutes.
     pub failed_requests: f64,
 }
 
@@ -231,7 +231,7 @@ pub fn summarize(faults: &[Fault], rows: &[crate::simulate::MinuteRow]) -> Optio
         failed_requests: rows
             .iter()
             .filter(|r| (from..=to).contains(&r.minute))
-            .map(|r| r.failed_rps * 60.0)
+            .map(|r| r.failed_for_good_rps * 60.0)
             .sum(),
     })
 }

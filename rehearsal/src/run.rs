@@ -16,9 +16,10 @@ use crate::model::{self, Group};
 use crate::prices::Prices;
 use crate::profiles::Profiles;
 use crate::report::{self, Slo, Verdict};
+use crate::rules::retry::RetryPolicy;
 use crate::simulate::{self, Outcome, Scenario, Workload};
 use crate::summary::{
-    LoadSummary, PricesSummary, SloSummary, Summary, VariableSummary, WorkloadSummary,
+    LoadSummary, PricesSummary, RetrySummary, SloSummary, Summary, VariableSummary, WorkloadSummary,
 };
 use crate::terraform::{self, Context, Refusal};
 use crate::variables::{self, Variables};
@@ -338,6 +339,7 @@ pub struct Prepared {
     fit: Option<Fit>,
     cost: Option<Cost>,
     pub workload: Option<Workload>,
+    pub retry: Option<RetryPolicy>,
 }
 
 impl Prepared {
@@ -357,6 +359,7 @@ impl Prepared {
             load: &self.load.rps,
             start: self.start.zoned.timestamp(),
             faults,
+            retry: self.retry,
         })
     }
 
@@ -405,6 +408,12 @@ pub fn prepare(o: &Options, env: &[(String, String)]) -> Result<Prepared, Error>
                 .and_then(|w| compare::fit(p, &w, assumptions.idle_cpu_percent))
         })
         .transpose()?;
+    let retry = (o.retries > 0).then(|| RetryPolicy {
+        retries: o.retries,
+        backoff: o.backoff,
+        base_secs: o.retry_base_ms / 1000.0,
+        max_backoff_secs: assumptions.retry_max_backoff_ms / 1000.0,
+    });
     let (cost, workload) = if o.check_only {
         (None, None)
     } else {
@@ -439,23 +448,43 @@ pub fn prepare(o: &Options, env: &[(String, String)]) -> Result<Prepared, Error>
         fit,
         cost,
         workload,
+        retry,
     })
 }
 
-/// The header line about the failures.
-fn failure_lines(summary: &Summary) -> Vec<(String, String)> {
+/// The header lines about the failures and the retries.
+fn failure_and_retry_lines(summary: &Summary) -> Vec<(String, String)> {
     let mut lines = Vec::new();
     if let Some(f) = &summary.failures {
         lines.push((
             "failures".to_owned(),
             format!(
-                "{}: {} instance-minutes not answering, {} replaced; {} requests failed in minutes {}-{}",
+                "{}: {} instance-minutes not answering, {} replaced; {} requests failed for good in minutes {}-{}",
                 f.faults.join(" "),
                 f.instance_minutes_not_answering,
                 f.replacements,
                 report::thousands(f.failed_requests),
                 f.from_minute,
                 f.to_minute
+            ),
+        ));
+    }
+    if let Some(r) = &summary.retries {
+        lines.push((
+            "retries".to_owned(),
+            format!(
+                "up to {} a request, {} backoff from {} ms: {} retries, {:.3} attempts a request, {} failed for good{}",
+                r.policy.retries,
+                r.policy.backoff.as_str(),
+                r.policy.base_secs * 1000.0,
+                report::thousands(r.retries),
+                r.amplification,
+                report::thousands(r.failed_for_good),
+                if r.pending_at_end > 0.5 {
+                    format!(", {} still waiting to be retried at the end", report::thousands(r.pending_at_end))
+                } else {
+                    String::new()
+                }
             ),
         ));
     }
@@ -500,6 +529,7 @@ fn finish(o: &Options, p: Prepared, outcome: Outcome) -> Result<Report, Error> {
         fit,
         cost,
         workload,
+        retry,
         ..
     } = p;
     let (Some(cost), Some(workload)) = (cost, workload) else {
@@ -603,10 +633,19 @@ fn finish(o: &Options, p: Prepared, outcome: Outcome) -> Result<Report, Error> {
         },
         compare: comparison,
         failures: faults::summarize(&o.faults, &outcome.rows),
+        retries: retry.map(|policy| RetrySummary {
+            policy,
+            first_attempts: totals.offered_requests,
+            retries: totals.retry_requests,
+            amplification: totals.amplification,
+            failed_attempts: totals.failed_attempts,
+            failed_for_good: totals.failed_requests,
+            pending_at_end: outcome.retries_pending_rps * 60.0,
+        }),
         notes: notes.clone(),
     };
     let mut header_lines = header(&summary, &start);
-    header_lines.extend(failure_lines(&summary));
+    header_lines.extend(failure_and_retry_lines(&summary));
     let verdict = Verdict {
         header: header_lines,
         totals: &summary.totals,

@@ -11,7 +11,8 @@
 //!    launches into the short zones that can launch or deregisters by the termination policy;
 //! 6. the load balancer spreads the minute's requests over the targets it routes to (those
 //!    that stopped answering included, until found unhealthy); the queueing model gives
-//!    utilisation, latency and failures, the CPU rule the CPU (`crate::traffic`);
+//!    utilisation, latency and failures, the CPU rule the CPU; failed requests come back as
+//!    retries when the clients retry (`crate::traffic`);
 //! 7. the minute's datapoints are recorded (CPU of warm InService instances; requests per
 //!    target), then what it used: billed seconds, CPU credits, LCUs, bytes, store requests.
 
@@ -35,10 +36,11 @@ use crate::rules::health::{HealthCheck, Replacement};
 use crate::rules::lifecycle::Timings;
 use crate::rules::metric::{MinuteSamples, Series};
 use crate::rules::queueing::Station;
+use crate::rules::retry::RetryPolicy;
 use crate::rules::schedule::{self, Sizes};
 use crate::rules::step;
 use crate::rules::target_tracking::{self, Datapoint, PolicyView};
-use crate::traffic::{self, Capacity};
+use crate::traffic::{Capacity, Retries};
 
 /// What one request costs and how long it waits outside the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -64,6 +66,8 @@ pub struct Scenario<'a> {
     pub start: Timestamp,
     /// Failures injected during the load.
     pub faults: &'a [Fault],
+    /// The clients' retries (`None`: they do not retry).
+    pub retry: Option<RetryPolicy>,
 }
 
 /// An alarm's state in a minute.
@@ -95,8 +99,13 @@ pub struct MinuteRow {
     /// The group's CPUUtilization datapoint (warm InService instances), if any.
     pub cpu_percent: Option<f64>,
     pub utilization: f64,
+    /// Retries arriving this minute (on top of `offered_rps`, the first attempts).
+    pub retry_rps: f64,
     pub served_rps: f64,
+    /// Attempts that failed (first attempts and retries).
     pub failed_rps: f64,
+    /// Requests whose last allowed attempt failed (all failed ones without retries).
+    pub failed_for_good_rps: f64,
     pub mean_ms: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
@@ -112,6 +121,8 @@ pub struct Outcome {
     /// The sizes in force at the start.
     pub initial: Option<Sizes>,
     pub warnings: Vec<String>,
+    /// Retries still waiting when the load ends (requests per second of a minute).
+    pub retries_pending_rps: f64,
 }
 
 /// An alarm with its memory.
@@ -491,6 +502,7 @@ pub fn run(s: &Scenario) -> Outcome {
             status_check_replace_secs: a.status_check_replace_secs,
         },
     };
+    let mut retries = Retries::new(s.retry);
     let mut metrics = Metrics {
         cpu: Series::with_capacity(s.load.len()),
         requests_per_target: Series::with_capacity(s.load.len()),
@@ -604,13 +616,14 @@ pub fn run(s: &Scenario) -> Outcome {
             .flatten()
             .map(|since| alb::dark_node_share(fleet.zones, t - since, a.alb_dns_failover_secs))
             .sum();
-        let traffic = traffic::minute(
+        let traffic = retries.minute(
             offered,
             &Capacity {
                 targets,
                 dark_node_share,
                 station,
             },
+            g.request_timeout_secs,
         );
         let performance = traffic.performance;
         let utilization = performance.map_or(0.0, |p| p.utilization);
@@ -620,7 +633,7 @@ pub fn run(s: &Scenario) -> Outcome {
         // 7. Datapoints, then what the minute used.
         let samples = fleet.cpu_samples(t, &timings, instance_cpu, a.idle_cpu_percent);
         metrics.cpu.push(samples);
-        let arrivals = offered;
+        let arrivals = traffic.arrivals_rps;
         let per_target_minute = if serving > 0.0 {
             arrivals * 60.0 / serving
         } else {
@@ -675,8 +688,10 @@ pub fn run(s: &Scenario) -> Outcome {
             terminating: counts.terminating,
             cpu_percent: (samples.count > 0.0).then(|| samples.sum / samples.count),
             utilization,
+            retry_rps: traffic.retry_rps,
             served_rps: served,
             failed_rps: traffic.failed_rps,
+            failed_for_good_rps: traffic.failed_for_good_rps,
             mean_ms: performance.map(|p| p.mean_ms),
             p50_ms: performance.map(|p| p.p50_ms),
             p99_ms: performance.map(|p| p.p99_ms),
@@ -692,5 +707,6 @@ pub fn run(s: &Scenario) -> Outcome {
         costs,
         initial: Some(initial),
         warnings,
+        retries_pending_rps: retries.pending_rps(),
     }
 }

@@ -1,5 +1,5 @@
-//! Failures, rehearsed whole: timelines derived by hand from the rules
-//! (docs/REHEARSAL.md, "Failures"), written here before they were compared
+//! Failures and retries, rehearsed whole: timelines derived by hand from the rules
+//! (docs/REHEARSAL.md, "Failures and retries"), written here before they were compared
 //! with the program. Assumptions are the defaults: metric delay 2 minutes, boot 60 s, EC2
 //! pending 15 s, a health check every 5 s (infra/locals.tf: unhealthy after 2 failures,
 //! healthy after 2 passes), the group acting on the load balancer's verdict 60 s later
@@ -220,4 +220,97 @@ fn a_failed_instance_reports_idle_cpu_until_it_is_replaced_in_its_zone() {
         "replace #0 in a (not answering since minute 3, found unhealthy); launch 1 (zones a)"
     );
     assert_eq!(report.outcome.rows[6].in_service_by_zone, vec![2, 2]);
+}
+
+/// Two instances held at two (150 rps each at 100 % CPU: 300 rps in all), a request timeout
+/// of 60 s; the load is 290 rps but for one minute of 400. Clients retry up to 3 times,
+/// 1 s apart: a request the service times out fails 60 s later, so its retry lands in the
+/// next minute (61 s, capped at the minute grid).
+///
+/// Without retries: m1 fails 100 rps, nothing else fails.
+/// With them:
+/// m1  400 first attempts: 300 served, 100 fail, retried in m2.
+/// m2  290 + 100 retries = 390 > 300: 90 fail (3/13 of each attempt: 66.92 first attempts
+///     and 23.08 first retries), all retried in m3.
+/// m3  290 + 90 = 380: 80 fail (4/19 of each), 4.86 of them third attempts, retried once
+///     more in m4.
+/// m4  290 + 80 = 370: 70 fail; the 4.86 fourth attempts fail in the same proportion,
+///     0.92 rps failed for good.
+/// Each minute after the spike stays over capacity, by 10 rps less each minute (and what
+/// failed for good leaves the loop): nine minutes of failures after a one-minute spike, which
+/// a client that does not retry never causes.
+#[test]
+fn retries_turn_one_overloaded_minute_into_a_storm_a_non_retrying_client_would_not_cause() {
+    let files = Files::new();
+    let policy = files.write("two.tfvars", &policy(2, 2, 60));
+    let mut csv = String::from("minute,rps\n0,290\n1,400\n");
+    for m in 2..12 {
+        csv.push_str(&format!("{m},290\n"));
+    }
+    let load = files.write("spike.csv", &csv);
+    let var_file = format!("-var-file={}", policy.display());
+    let base = [
+        var_file.as_str(),
+        "--load-csv",
+        load.to_str().expect("utf-8"),
+        "--instance-rps",
+        "150",
+        "--start",
+        "2026-12-07T10:00Z",
+    ];
+    let plain = rehearse(&base);
+    let mut with_retries = base.to_vec();
+    with_retries.extend([
+        "--retries",
+        "3",
+        "--backoff",
+        "fixed",
+        "--retry-base-ms",
+        "1000",
+    ]);
+    let retried = rehearse(&with_retries);
+
+    let plain_failed = rounded(column(&plain, |r| r.failed_rps));
+    assert_eq!(plain_failed[1], 100.0);
+    assert!(
+        plain_failed[2..].iter().all(|f| *f == 0.0),
+        "{plain_failed:?}"
+    );
+    assert_eq!(summary(&plain)["totals"]["amplification"], 1.0);
+
+    let retry_rps = rounded(column(&retried, |r| r.retry_rps));
+    let failed = rounded(column(&retried, |r| r.failed_rps));
+    let for_good = rounded(column(&retried, |r| r.failed_for_good_rps));
+    assert_eq!(&retry_rps[..5], &[0.0, 0.0, 100.0, 90.0, 80.0]);
+    assert_eq!(&failed[..5], &[0.0, 100.0, 90.0, 80.0, 70.0]);
+    // Fourth attempts: 4/19 of the 23.08 second attempts of m3, then 7/37 of those fail.
+    let fourth = 100.0 * 3.0 / 13.0 * 4.0 / 19.0;
+    assert_eq!(&for_good[..4], &[0.0, 0.0, 0.0, 0.0]);
+    assert!(
+        (for_good[4] - fourth * 7.0 / 37.0).abs() < 1e-3,
+        "{for_good:?}"
+    );
+    assert!(
+        failed[2..11].iter().all(|f| *f > 0.0),
+        "the storm lasts: {failed:?}"
+    );
+    assert_eq!(failed[11], 0.0, "and dies down: {failed:?}");
+    let t = &summary(&retried)["totals"];
+    let plain_t = &summary(&plain)["totals"];
+    assert!(
+        t["failed_attempts"].as_f64()
+            > Some(5.0 * plain_t["failed_attempts"].as_f64().unwrap_or(0.0)),
+        "{t}"
+    );
+    assert!(t["amplification"].as_f64() > Some(1.05), "{t}");
+    let r = &summary(&retried)["retries"];
+    assert_eq!(r["policy"]["backoff"], "fixed");
+    assert_eq!(r["amplification"], t["amplification"]);
+    assert!(
+        retried
+            .verdict
+            .contains("retries         up to 3 a request"),
+        "{}",
+        retried.verdict
+    );
 }

@@ -46,9 +46,15 @@ fn help_prints_the_header_of_every_script_and_nothing_else() {
 }
 
 #[test]
-fn rehearse_help_lists_the_failure_options() {
+fn rehearse_help_lists_the_failure_and_retry_options() {
     let header = header_of("scripts/rehearse.sh");
-    for option in ["--fail instance@MINUTE[xN]", "--fail-az ZONE@FROM[-TO]"] {
+    for option in [
+        "--fail instance@MINUTE[xN]",
+        "--fail-az ZONE@FROM[-TO]",
+        "--retries N",
+        "--backoff KIND",
+        "--retry-base-ms MS",
+    ] {
         assert!(
             header
                 .lines()
@@ -91,6 +97,9 @@ fn a_missing_option_value_is_refused_with_the_usage() {
         ("scripts/rehearse.sh", "--since"),
         ("scripts/rehearse.sh", "--fail"),
         ("scripts/rehearse.sh", "--fail-az"),
+        ("scripts/rehearse.sh", "--retries"),
+        ("scripts/rehearse.sh", "--backoff"),
+        ("scripts/rehearse.sh", "--retry-base-ms"),
         ("scripts/scale.sh", "--env"),
         ("scripts/scale.sh", "--min"),
         ("scripts/scale.sh", "--for"),

@@ -15,6 +15,7 @@ pub mod metric;
 pub mod placement;
 pub mod queueing;
 pub mod rebalance;
+pub mod retry;
 pub mod schedule;
 pub mod step;
 pub mod target_tracking;
