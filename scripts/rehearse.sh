@@ -47,6 +47,17 @@
 #   --assume NAME=VALUE   override a named assumption (metric_delay_minutes, boot_secs, ...;
 #                     docs/REHEARSAL.md lists them; summary.json prints those used)
 #   --prices FILE     a price table in the format of rehearsal/data/prices-us-east-1.json
+# Failures and retries during the load (docs/REHEARSAL.md, "Failures and retries"):
+#   --fail instance@MINUTE[xN]   N instances (default 1) stop answering at minute MINUTE of
+#                     the load: the load balancer stops routing to them after its health
+#                     check's unhealthy_threshold x interval, the group replaces them
+#   --fail-az ZONE@FROM[-TO]     zone ZONE (a, b, ...: the group's zones in name order) goes
+#                     dark from minute FROM until minute TO (or the end): the group launches
+#                     in the other zones and rebalances when it comes back; both repeatable
+#   --retries N       clients retry a failed request up to N times (0-10, default 0)
+#   --backoff KIND    fixed | exponential | exponential-jitter (default, as the AWS SDKs)
+#   --retry-base-ms MS    the first retry's backoff (default 100; capped at 20 s as the AWS
+#                     SDKs, --assume retry_max_backoff_ms=...)
 #   --print-loadtest  also print the scripts/loadtest.sh command that runs this load
 #                     for real against ENV, to check the prediction (--compare its run)
 #   --out DIR         results folder (default rehearsal-results/<UTC time>)
@@ -69,7 +80,8 @@ env_name='' instance_rps='' out='' compare='' calibrate_from='' load_given=''
 cloudwatch_env='' since='' from='' to=''
 while [ $# -gt 0 ]; do
   case $1 in
-    --load-from-cloudwatch=* | --since=* | --from=* | --to=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
+    --load-from-cloudwatch=* | --since=* | --from=* | --to=* | --fail=* | --fail-az=* | --retries=* | --backoff=* | \
+      --retry-base-ms=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
     --rate | --ramp | --duration | --load-csv | --rate=* | --ramp=* | --duration=* | --load-csv=*)
       load_given=${1%%=*} ;;
   esac
@@ -79,6 +91,7 @@ while [ $# -gt 0 ]; do
     --from) need_value "$@"; from=$2; shift 2 ;;
     --to) need_value "$@"; to=$2; shift 2 ;;
     --print-loadtest) args+=("$1"); shift ;;
+    --fail | --fail-az | --retries | --backoff | --retry-base-ms) need_value "$@"; args+=("$1" "$2"); shift 2 ;;
     -h | --help) usage ;;
     -var | -var-file) [ $# -ge 2 ] || usage; args+=("$1=$2"); shift 2 ;;
     -var=* | -var-file=*) args+=("$1"); shift ;;

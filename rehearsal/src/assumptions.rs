@@ -51,6 +51,18 @@ pub struct Assumptions {
     /// How full the CPU credit balance of the instances running at the start is (1: a day
     /// of earnings, what an instance idle for a day holds; new instances start at 0).
     pub initial_credit_fraction: f64,
+    /// From the load balancer finding an instance unhealthy to the group marking it Unhealthy
+    /// and replacing it ("on its next periodic health check").
+    pub unhealthy_replace_secs: f64,
+    /// From an instance's status checks failing to the group replacing it ("waits a few
+    /// minutes for AWS to fix the issue").
+    pub status_check_replace_secs: f64,
+    /// How long the clients holding the address of a dark zone's load balancer node keep
+    /// sending to it (the load balancer's DNS TTL is 60 s; how fast the address leaves DNS
+    /// is not documented; 0: clients that try the next address).
+    pub alb_dns_failover_secs: f64,
+    /// The longest backoff a retrying client waits (the AWS SDKs' 20 s).
+    pub retry_max_backoff_ms: f64,
 }
 
 impl Default for Assumptions {
@@ -75,6 +87,10 @@ impl Default for Assumptions {
             connection_secs: 5.0,
             initial_capacity: -1.0,
             initial_credit_fraction: 1.0,
+            unhealthy_replace_secs: 60.0,
+            status_check_replace_secs: 300.0,
+            alb_dns_failover_secs: 60.0,
+            retry_max_backoff_ms: 20_000.0,
         }
     }
 }
@@ -176,6 +192,26 @@ impl Assumptions {
                 &mut self.initial_credit_fraction,
                 (0.0..=1.0).contains(&value),
                 "a fraction from 0 to 1",
+            ),
+            "unhealthy_replace_secs" => (
+                &mut self.unhealthy_replace_secs,
+                value >= 0.0,
+                "seconds, at least 0",
+            ),
+            "status_check_replace_secs" => (
+                &mut self.status_check_replace_secs,
+                value >= 0.0,
+                "seconds, at least 0",
+            ),
+            "alb_dns_failover_secs" => (
+                &mut self.alb_dns_failover_secs,
+                value >= 0.0,
+                "seconds, at least 0",
+            ),
+            "retry_max_backoff_ms" => (
+                &mut self.retry_max_backoff_ms,
+                value > 0.0,
+                "milliseconds, more than 0",
             ),
             other => {
                 return Err(format!(

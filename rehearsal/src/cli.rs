@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use crate::error::Error;
+use crate::faults::Fault;
 use crate::profiles::Profiles;
+use crate::rules::retry::Backoff;
 use crate::variables::Assignment;
 
 /// The SLO goals asked for: loadtest.sh's defaults (scripts/lib/load-profiles.env), except
@@ -46,6 +48,12 @@ pub struct Options {
     pub infra: PathBuf,
     pub prices: Option<PathBuf>,
     pub assumptions: Vec<String>,
+    /// Failures injected during the load (`--fail`, `--fail-az`), in command-line order.
+    pub faults: Vec<Fault>,
+    /// Retries a client makes after a failed request (`--retries`; 0: none).
+    pub retries: u32,
+    pub backoff: Backoff,
+    pub retry_base_ms: f64,
     pub service_binary: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub calibration_secs: f64,
@@ -78,6 +86,10 @@ impl Default for Options {
             infra: PathBuf::from("infra"),
             prices: None,
             assumptions: Vec::new(),
+            faults: Vec::new(),
+            retries: 0,
+            backoff: Backoff::ExponentialJitter,
+            retry_base_ms: 100.0,
             service_binary: None,
             cache_dir: None,
             calibration_secs: 2.0,
@@ -187,6 +199,23 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
             "--infra" => o.infra = value.into(),
             "--prices" => o.prices = Some(value.into()),
             "--assume" => o.assumptions.push(value),
+            "--fail" => o.faults.push(Fault::parse_instances(&value)?),
+            "--fail-az" => o.faults.push(Fault::parse_zone(&value)?),
+            "--retries" => {
+                o.retries = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= 10)
+                    .ok_or_else(|| {
+                        Error::usage(format!(
+                            "--retries must be a whole number from 0 to 10, not '{value}'"
+                        ))
+                    })?;
+            }
+            "--backoff" => o.backoff = value.parse().map_err(Error::usage)?,
+            "--retry-base-ms" => {
+                o.retry_base_ms = number(flag, &value, |v| v >= 0.0, "milliseconds, at least 0")?
+            }
             "--service-binary" => o.service_binary = Some(value.into()),
             "--cache-dir" => o.cache_dir = Some(value.into()),
             "--calibration-secs" => {
@@ -280,6 +309,32 @@ mod tests {
     }
 
     #[test]
+    fn failures_and_retries_are_options() {
+        let o = parse(&args(
+            "--rate 5 --fail instance@3x2 --fail-az b@4-9 --retries 3 --backoff fixed --retry-base-ms 250",
+        ))
+        .expect("valid");
+        assert_eq!(
+            o.faults,
+            vec![
+                Fault::Instances {
+                    minute: 3,
+                    count: 2
+                },
+                Fault::Zone {
+                    zone: 1,
+                    from: 4,
+                    to: Some(9)
+                }
+            ]
+        );
+        assert_eq!(
+            (o.retries, o.backoff, o.retry_base_ms),
+            (3, Backoff::Fixed, 250.0)
+        );
+    }
+
+    #[test]
     fn bad_arguments_are_usage_errors() {
         for (line, reason) in [
             ("--rate -5", "positive whole number"),
@@ -292,6 +347,13 @@ mod tests {
             ("--rate 5 --nope 1", "unknown option --nope"),
             ("a b --rate 5", "one environment only"),
             ("--rate 5 --slo-success 101", "percentage"),
+            ("--rate 5 --fail node@3", "--fail takes instance@MINUTE"),
+            ("--rate 5 --fail-az a@9-3", "TO > FROM"),
+            ("--rate 5 --retries 11", "from 0 to 10"),
+            (
+                "--rate 5 --backoff linear",
+                "fixed, exponential or exponential-jitter",
+            ),
             (
                 "--rate 5 --instance-rps 9 --calibrate-from s.csv",
                 "not both",

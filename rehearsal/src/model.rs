@@ -88,6 +88,14 @@ pub struct Group {
     pub request_timeout_secs: f64,
     /// The target group's health check interval: a new target serves after one check.
     pub health_check_interval_secs: f64,
+    /// Failed checks before the load balancer stops routing to a target.
+    pub unhealthy_threshold: f64,
+    /// Passing checks before it routes to a target that was unhealthy again.
+    pub healthy_threshold: f64,
+    /// `health_check_type = "ELB"`: the group replaces what the load balancer finds unhealthy.
+    pub elb_health_checks: bool,
+    /// `health_check_grace_period`: seconds after InService before that applies.
+    pub health_check_grace_secs: f64,
     /// Availability Zones the group spreads over.
     pub az_count: usize,
     pub public_ip_per_instance: bool,
@@ -486,6 +494,37 @@ pub fn group(
             30.0
         }
     };
+    let mut threshold = |key: &str, default: f64| {
+        health
+            .and_then(|h| h.get(key))
+            .and_then(Value::as_f64)
+            .unwrap_or_else(|| {
+                warnings.push(format!("no literal local.health_check {{ {key} }} in infra/: the target group's default ({default}) applies"));
+                default
+            })
+    };
+    // The target group's defaults for HTTP (Elastic Load Balancing, "Health check settings").
+    let unhealthy_threshold = threshold("unhealthy_threshold", 2.0);
+    let healthy_threshold = threshold("healthy_threshold", 5.0);
+    // Auto Scaling's default type is EC2 (status checks only).
+    let elb_health_checks = resource_attr(vars, "aws_autoscaling_group.this", "health_check_type")
+        .and_then(Value::as_str)
+        == Some("ELB");
+    if resource_attr(
+        vars,
+        "aws_lb_target_group.this",
+        "load_balancing_cross_zone_enabled",
+    )
+    .and_then(|v| {
+        v.as_str()
+            .map(str::to_owned)
+            .or_else(|| v.as_bool().map(|b| b.to_string()))
+    })
+    .as_deref()
+        == Some("false")
+    {
+        warnings.push("the target group turns cross-zone load balancing off: the rehearsal models it on (the load balancer's setting, always on for an ALB), so a zone failure's effect is understated".to_owned());
+    }
     let public_ip = resource_attr(vars, "aws_subnet.public", "map_public_ip_on_launch")
         .and_then(Value::as_bool)
         .unwrap_or(true);
@@ -532,6 +571,12 @@ pub fn group(
         shutdown_drain_secs: r.optional_number("shutdown_drain_secs").unwrap_or(0.0),
         request_timeout_secs: r.number("request_timeout_secs")?,
         health_check_interval_secs: interval,
+        unhealthy_threshold,
+        healthy_threshold,
+        elb_health_checks,
+        health_check_grace_secs: r
+            .optional_number("health_check_grace_period_secs")
+            .unwrap_or(0.0),
         az_count: r.whole("az_count")?.max(1) as usize,
         public_ip_per_instance: public_ip,
         root_volume_gib,

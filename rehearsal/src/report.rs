@@ -21,9 +21,17 @@ pub struct Slo {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Totals {
+    /// The load's requests (first attempts).
     pub offered_requests: f64,
     pub served_requests: f64,
+    /// Requests that failed for good (every allowed attempt failed).
     pub failed_requests: f64,
+    /// Retries sent (0 without `--retries`).
+    pub retry_requests: f64,
+    /// Attempts that failed, first ones and retries.
+    pub failed_attempts: f64,
+    /// Attempts per request: (first attempts + retries) / first attempts.
+    pub amplification: f64,
     pub failed_fraction: f64,
     pub success_percent: f64,
     pub peak_offered_rps: f64,
@@ -38,7 +46,8 @@ pub struct Totals {
 pub fn totals(rows: &[MinuteRow]) -> Totals {
     let offered: f64 = rows.iter().map(|r| r.offered_rps * 60.0).sum();
     let served: f64 = rows.iter().map(|r| r.served_rps * 60.0).sum();
-    let failed: f64 = rows.iter().map(|r| r.failed_rps * 60.0).sum();
+    let failed: f64 = rows.iter().map(|r| r.failed_for_good_rps * 60.0).sum();
+    let retries: f64 = rows.iter().map(|r| r.retry_rps * 60.0).sum();
     let weighted: f64 = rows
         .iter()
         .filter_map(|r| r.mean_ms.map(|m| m * r.served_rps))
@@ -52,6 +61,13 @@ pub fn totals(rows: &[MinuteRow]) -> Totals {
         offered_requests: offered,
         served_requests: served,
         failed_requests: failed,
+        retry_requests: retries,
+        failed_attempts: rows.iter().map(|r| r.failed_rps * 60.0).sum(),
+        amplification: if offered > 0.0 {
+            (offered + retries) / offered
+        } else {
+            1.0
+        },
         failed_fraction: if offered > 0.0 { failed / offered } else { 0.0 },
         success_percent: if offered > 0.0 {
             100.0 * served / offered
@@ -153,11 +169,19 @@ pub fn load_warnings(
     let failing: Vec<&MinuteRow> = outcome
         .rows
         .iter()
-        .filter(|r| r.failed_rps > 0.0005 * r.offered_rps.max(1.0))
+        .filter(|r| r.failed_for_good_rps > 0.0005 * r.offered_rps.max(1.0))
         .collect();
     if let (Some(first), Some(last)) = (failing.first(), failing.last()) {
         let at_max = failing.iter().filter(|r| r.desired >= r.max_size).count();
-        let reason = if at_max == failing.len() {
+        let injured = failing
+            .iter()
+            .filter(|r| r.not_answering > 0 || !r.dark_zones.is_empty())
+            .count();
+        let reason = if injured > 0 {
+            format!(
+                "instances did not answer (the injected failures) in {injured} of these minutes: more headroom (min_size, a lower threshold) or more zones spread the loss"
+            )
+        } else if at_max == failing.len() {
             "the group was at max_size throughout".to_owned()
         } else {
             format!(
@@ -218,12 +242,16 @@ pub fn write_timeline(path: &Path, rows: &[MinuteRow], zone: &TimeZone) -> Resul
         "cpu_percent",
         "served_rps",
         "failed_rps",
+        "retry_rps",
+        "failed_for_good_rps",
         "p50_ms",
         "p99_ms",
         "mean_ms",
         "min_size",
         "max_size",
         "in_service_by_zone",
+        "not_answering",
+        "dark_zones",
         "serving",
         "warming",
         "terminating",
@@ -252,12 +280,20 @@ pub fn write_timeline(path: &Path, rows: &[MinuteRow], zone: &TimeZone) -> Resul
             optional(r.cpu_percent),
             number(r.served_rps),
             number(r.failed_rps),
+            number(r.retry_rps),
+            number(r.failed_for_good_rps),
             optional(r.p50_ms),
             optional(r.p99_ms),
             optional(r.mean_ms),
             r.min_size.to_string(),
             r.max_size.to_string(),
             by_zone.join("/"),
+            r.not_answering.to_string(),
+            r.dark_zones
+                .iter()
+                .map(|z| crate::fleet::zone_name(*z).to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
             number(r.serving),
             r.warming.to_string(),
             r.terminating.to_string(),
@@ -289,13 +325,26 @@ impl Verdict<'_> {
         }
         let t = self.totals;
         let ms = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.2} ms"));
-        let _ = writeln!(
-            out,
-            "requests        {} offered ({} answered 2xx, {} failed)",
-            thousands(t.offered_requests),
-            thousands(t.served_requests),
-            thousands(t.failed_requests)
-        );
+        if t.retry_requests > 0.0 {
+            let _ = writeln!(
+                out,
+                "requests        {} offered + {} retries ({:.3} attempts a request; {} answered 2xx, {} failed for good, {} attempts failed)",
+                thousands(t.offered_requests),
+                thousands(t.retry_requests),
+                t.amplification,
+                thousands(t.served_requests),
+                thousands(t.failed_requests),
+                thousands(t.failed_attempts)
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "requests        {} offered ({} answered 2xx, {} failed)",
+                thousands(t.offered_requests),
+                thousands(t.served_requests),
+                thousands(t.failed_requests)
+            );
+        }
         let _ = writeln!(
             out,
             "throughput      {:.1} rps of 2xx (best minute)",

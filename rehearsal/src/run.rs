@@ -10,14 +10,16 @@ use crate::calibrate::{self, Calibration};
 use crate::cli::Options;
 use crate::compare::{self, Comparison, Fit, Window};
 use crate::error::{EXIT_SLO_MET, EXIT_SLO_MISSED, Error};
+use crate::faults::{self, Fault};
 use crate::load::{self, Start};
 use crate::model::{self, Group};
 use crate::prices::Prices;
 use crate::profiles::Profiles;
 use crate::report::{self, Slo, Verdict};
+use crate::rules::retry::RetryPolicy;
 use crate::simulate::{self, Outcome, Scenario, Workload};
 use crate::summary::{
-    LoadSummary, PricesSummary, SloSummary, Summary, VariableSummary, WorkloadSummary,
+    LoadSummary, PricesSummary, RetrySummary, SloSummary, Summary, VariableSummary, WorkloadSummary,
 };
 use crate::terraform::{self, Context, Refusal};
 use crate::variables::{self, Variables};
@@ -125,6 +127,7 @@ fn start(
 }
 
 /// Where the per-request CPU cost comes from.
+#[derive(Debug)]
 struct Cost {
     service_secs: f64,
     source: String,
@@ -316,9 +319,59 @@ fn write_outputs(
         .map_err(|e| Error::failed(format!("cannot write summary.txt: {e}")))
 }
 
-/// Runs a rehearsal; writes timeline.csv, summary.json, summary.txt (and compare.csv) when
-/// `o.out` is set.
-pub fn rehearse(o: &Options, env: &[(String, String)]) -> Result<Report, Error> {
+/// Everything a rehearsal reads and decides before the minute loop (the variables, the
+/// group, the load, the workload), apart from the loop and the report.
+#[derive(Debug)]
+pub struct Prepared {
+    pub vars: Variables,
+    pub terraform_verdict: terraform::Verdict,
+    pub assumptions: Assumptions,
+    pub group: Group,
+    /// Warnings about the variables, the checks and the start (not the load's).
+    pub warnings: Vec<String>,
+    pub prices: Prices,
+    pub load: load::Load,
+    pub zone: TimeZone,
+    pub start: Start,
+    pub clock_time: bool,
+    pub notes: Vec<String>,
+    compare_windows: Option<Vec<Window>>,
+    fit: Option<Fit>,
+    cost: Option<Cost>,
+    pub workload: Option<Workload>,
+    pub retry: Option<RetryPolicy>,
+}
+
+impl Prepared {
+    /// The scenario of `group` on this load (`None` in `--check` mode: no workload yet).
+    pub fn scenario<'a>(
+        &'a self,
+        group: &'a Group,
+        instance: crate::prices::InstancePrice,
+        faults: &'a [Fault],
+    ) -> Option<Scenario<'a>> {
+        Some(Scenario {
+            group,
+            assumptions: &self.assumptions,
+            prices: &self.prices,
+            instance,
+            workload: self.workload?,
+            load: &self.load.rps,
+            start: self.start.zoned.timestamp(),
+            faults,
+            retry: self.retry,
+        })
+    }
+
+    /// Requests per second one instance of `vcpus` serves at 100 % CPU.
+    pub fn instance_rps(&self, vcpus: u32) -> Option<f64> {
+        self.workload.map(|w| f64::from(vcpus) / w.service_secs)
+    }
+}
+
+/// Reads the variables, Terraform's checks, the group, the load and the workload (the
+/// calibration, unless `--check`).
+pub fn prepare(o: &Options, env: &[(String, String)]) -> Result<Prepared, Error> {
     let vars = variables::load(&o.infra, &o.assignments, env)?;
     let terraform_verdict = terraform_checks(o, &vars)?;
     let mut assumptions = Assumptions::default();
@@ -337,6 +390,7 @@ pub fn rehearse(o: &Options, env: &[(String, String)]) -> Result<Report, Error> 
         Some(path) => load::from_csv(path)?,
         None => load::from_steps(&o.rates, o.duration_secs),
     };
+    faults::check(&o.faults, group.az_count, load.rps.len())?;
     let zone = start_zone(&group);
     let mut notes = o.notes.clone();
     let (start, clock_time) = start(o, &load, &zone, &mut notes, &group)?;
@@ -354,41 +408,138 @@ pub fn rehearse(o: &Options, env: &[(String, String)]) -> Result<Report, Error> 
                 .and_then(|w| compare::fit(p, &w, assumptions.idle_cpu_percent))
         })
         .transpose()?;
+    let retry = (o.retries > 0).then(|| RetryPolicy {
+        retries: o.retries,
+        backoff: o.backoff,
+        base_secs: o.retry_base_ms / 1000.0,
+        max_backoff_secs: assumptions.retry_max_backoff_ms / 1000.0,
+    });
+    let (cost, workload) = if o.check_only {
+        (None, None)
+    } else {
+        let cost = workload_cost(o, &assumptions, f64::from(instance.vcpus), fit.as_ref())?;
+        let profiles = Profiles::shipped();
+        let fixed_ms = assumptions.alb_latency_ms
+            + if profiles.uses_store(&o.profile) {
+                assumptions.store_latency_ms
+            } else {
+                0.0
+            };
+        let workload = Workload {
+            service_secs: cost.service_secs,
+            fixed_secs: fixed_ms / 1000.0,
+            store: profiles.store_mix(&o.profile),
+        };
+        (Some(cost), Some(workload))
+    };
+    Ok(Prepared {
+        vars,
+        terraform_verdict,
+        assumptions,
+        group,
+        warnings,
+        prices,
+        load,
+        zone,
+        start,
+        clock_time,
+        notes,
+        compare_windows,
+        fit,
+        cost,
+        workload,
+        retry,
+    })
+}
+
+/// The header lines about the failures and the retries.
+fn failure_and_retry_lines(summary: &Summary) -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    if let Some(f) = &summary.failures {
+        lines.push((
+            "failures".to_owned(),
+            format!(
+                "{}: {} instance-minutes not answering, {} replaced; {} requests failed for good in minutes {}-{}",
+                f.faults.join(" "),
+                f.instance_minutes_not_answering,
+                f.replacements,
+                report::thousands(f.failed_requests),
+                f.from_minute,
+                f.to_minute
+            ),
+        ));
+    }
+    if let Some(r) = &summary.retries {
+        lines.push((
+            "retries".to_owned(),
+            format!(
+                "up to {} a request, {} backoff from {} ms: {} retries, {:.3} attempts a request, {} failed for good{}",
+                r.policy.retries,
+                r.policy.backoff.as_str(),
+                r.policy.base_secs * 1000.0,
+                report::thousands(r.retries),
+                r.amplification,
+                report::thousands(r.failed_for_good),
+                if r.pending_at_end > 0.5 {
+                    format!(", {} still waiting to be retried at the end", report::thousands(r.pending_at_end))
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+    }
+    lines
+}
+
+/// Runs a rehearsal; writes timeline.csv, summary.json, summary.txt (and compare.csv) when
+/// `o.out` is set.
+pub fn rehearse(o: &Options, env: &[(String, String)]) -> Result<Report, Error> {
+    let prepared = prepare(o, env)?;
     if o.check_only {
         return Ok(Report {
             exit_code: EXIT_SLO_MET,
             verdict: String::new(),
             summary: None,
             outcome: Outcome::default(),
-            notes,
+            notes: prepared.notes,
         });
     }
-    let vcpus = f64::from(instance.vcpus);
-    let cost = workload_cost(o, &assumptions, vcpus, fit.as_ref())?;
-    let profiles = Profiles::shipped();
-    let uses_store = profiles.uses_store(&o.profile);
-    let fixed_ms = assumptions.alb_latency_ms
-        + if uses_store {
-            assumptions.store_latency_ms
-        } else {
-            0.0
-        };
-    let store = profiles.store_mix(&o.profile);
-    let workload = Workload {
-        service_secs: cost.service_secs,
-        fixed_secs: fixed_ms / 1000.0,
-        store,
-    };
-    let instance_rps = vcpus / cost.service_secs;
-    let outcome = simulate::run(&Scenario {
-        group: &group,
-        assumptions: &assumptions,
-        prices: &prices,
-        instance,
+    let instance = prepared.prices.instance(&prepared.group.instance_type)?;
+    let scenario = prepared
+        .scenario(&prepared.group, instance, &o.faults)
+        .ok_or_else(|| Error::failed("no workload to rehearse"))?;
+    let outcome = simulate::run(&scenario);
+    finish(o, prepared, outcome)
+}
+
+/// The report of a rehearsed `outcome`: comparison, totals, SLO, summary, verdict, files.
+fn finish(o: &Options, p: Prepared, outcome: Outcome) -> Result<Report, Error> {
+    let Prepared {
+        vars,
+        terraform_verdict,
+        assumptions,
+        group,
+        mut warnings,
+        prices,
+        load,
+        start,
+        clock_time,
+        mut notes,
+        compare_windows,
+        fit,
+        cost,
         workload,
-        load: &load.rps,
-        start: start.zoned.timestamp(),
-    });
+        retry,
+        ..
+    } = p;
+    let (Some(cost), Some(workload)) = (cost, workload) else {
+        return Err(Error::failed("no workload to rehearse"));
+    };
+    let instance = prices.instance(&group.instance_type)?;
+    let vcpus = f64::from(instance.vcpus);
+    let fixed_ms = workload.fixed_secs * 1000.0;
+    let store = workload.store;
+    let instance_rps = vcpus / cost.service_secs;
     let comparison = o
         .compare
         .as_deref()
@@ -481,10 +632,22 @@ pub fn rehearse(o: &Options, env: &[(String, String)]) -> Result<Report, Error> 
             sources: prices.sources.clone(),
         },
         compare: comparison,
+        failures: faults::summarize(&o.faults, &outcome.rows),
+        retries: retry.map(|policy| RetrySummary {
+            policy,
+            first_attempts: totals.offered_requests,
+            retries: totals.retry_requests,
+            amplification: totals.amplification,
+            failed_attempts: totals.failed_attempts,
+            failed_for_good: totals.failed_requests,
+            pending_at_end: outcome.retries_pending_rps * 60.0,
+        }),
         notes: notes.clone(),
     };
+    let mut header_lines = header(&summary, &start);
+    header_lines.extend(failure_and_retry_lines(&summary));
     let verdict = Verdict {
-        header: header(&summary, &start),
+        header: header_lines,
         totals: &summary.totals,
         checks: &summary.slo.checks,
         warnings: &summary.warnings,

@@ -1,13 +1,18 @@
 //! The minute loop: it only composes the rules (`crate::rules`) over the fleet
 //! (`crate::fleet`), in the order AWS applies them each minute:
 //! 1. instances whose termination is due leave the group (their surplus credits charged);
+//!    the failures due this minute act (`crate::faults`: instances stop answering, a zone
+//!    goes dark or comes back);
 //! 2. scheduled actions due this minute (cron in their own time zone) set min/max/desired;
 //! 3. every alarm evaluates the datapoints it can see (delayed, sliding, M of N);
 //! 4. every policy whose alarm is in ALARM asks for a capacity (re-invoked each minute
 //!    while the alarm stays in ALARM); the largest wins; the result is clamped;
-//! 5. the group launches into the short zones or deregisters by the termination policy;
-//! 6. the load balancer spreads the minute's requests over the targets that serve; the
-//!    queueing model gives utilisation, latency and failures, the CPU rule the CPU;
+//! 5. the group replaces instances found unhealthy (paced), rebalances its zones, then
+//!    launches into the short zones that can launch or deregisters by the termination policy;
+//! 6. the load balancer spreads the minute's requests over the targets it routes to (those
+//!    that stopped answering included, until found unhealthy); the queueing model gives
+//!    utilisation, latency and failures, the CPU rule the CPU; failed requests come back as
+//!    retries when the clients retry (`crate::traffic`);
 //! 7. the minute's datapoints are recorded (CPU of warm InService instances; requests per
 //!    target), then what it used: billed seconds, CPU credits, LCUs, bytes, store requests.
 
@@ -16,7 +21,8 @@ use serde::Serialize;
 
 use crate::assumptions::Assumptions;
 use crate::bill::{self, Costs, Usage};
-use crate::fleet::Fleet;
+use crate::faults::{self, Fault};
+use crate::fleet::{Fleet, Launch, Rebalancing, zone_name};
 use crate::model::{Comparison, Group, Scaling, StepPolicy, TargetPolicy, TrackedMetric};
 use crate::prices::{InstancePrice, Prices};
 use crate::profiles::StoreMix;
@@ -26,12 +32,15 @@ use crate::rules::capacity::{self, Counts, Direction, Request};
 use crate::rules::cost::LcuUsage;
 use crate::rules::cpu;
 use crate::rules::credits::{CreditAccount, CreditTerms};
+use crate::rules::health::{HealthCheck, Replacement};
 use crate::rules::lifecycle::Timings;
 use crate::rules::metric::{MinuteSamples, Series};
-use crate::rules::queueing::{Performance, Station};
+use crate::rules::queueing::Station;
+use crate::rules::retry::RetryPolicy;
 use crate::rules::schedule::{self, Sizes};
 use crate::rules::step;
 use crate::rules::target_tracking::{self, Datapoint, PolicyView};
+use crate::traffic::{Capacity, Retries};
 
 /// What one request costs and how long it waits outside the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -55,6 +64,10 @@ pub struct Scenario<'a> {
     pub workload: Workload,
     pub load: &'a [f64],
     pub start: Timestamp,
+    /// Failures injected during the load.
+    pub faults: &'a [Fault],
+    /// The clients' retries (`None`: they do not retry).
+    pub retry: Option<RetryPolicy>,
 }
 
 /// An alarm's state in a minute.
@@ -76,14 +89,23 @@ pub struct MinuteRow {
     pub in_service: i64,
     /// InService instances in each zone, in zone order.
     pub in_service_by_zone: Vec<i64>,
+    /// Instances of the group that do not answer (failed, or in a dark zone).
+    pub not_answering: i64,
+    /// Zones dark this minute.
+    pub dark_zones: Vec<usize>,
     pub serving: f64,
     pub warming: i64,
     pub terminating: i64,
     /// The group's CPUUtilization datapoint (warm InService instances), if any.
     pub cpu_percent: Option<f64>,
     pub utilization: f64,
+    /// Retries arriving this minute (on top of `offered_rps`, the first attempts).
+    pub retry_rps: f64,
     pub served_rps: f64,
+    /// Attempts that failed (first attempts and retries).
     pub failed_rps: f64,
+    /// Requests whose last allowed attempt failed (all failed ones without retries).
+    pub failed_for_good_rps: f64,
     pub mean_ms: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
@@ -99,6 +121,8 @@ pub struct Outcome {
     /// The sizes in force at the start.
     pub initial: Option<Sizes>,
     pub warnings: Vec<String>,
+    /// Retries still waiting when the load ends (requests per second of a minute).
+    pub retries_pending_rps: f64,
 }
 
 /// An alarm with its memory.
@@ -212,11 +236,6 @@ fn initial_sizes(s: &Scenario, delay: i64, warnings: &mut Vec<String>) -> Sizes 
     };
     sizes.desired = capacity::clamp(wanted, sizes.min, sizes.max);
     sizes
-}
-
-/// Zone names as the console shows their suffixes: a, b, c...
-fn zone_name(zone: usize) -> char {
-    char::from(b'a' + (zone % 26) as u8)
 }
 
 /// A step policy and its alarm.
@@ -350,6 +369,95 @@ impl Metrics {
     }
 }
 
+/// How the group finds and replaces what does not answer.
+struct Health {
+    check: HealthCheck,
+    replacement: Replacement,
+}
+
+fn names(members: &[(usize, usize)]) -> String {
+    members
+        .iter()
+        .map(|(id, zone)| format!("#{id} in {}", zone_name(*zone)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Step 5: replacements of unhealthy instances, zone rebalancing, then launches or
+/// terminations to the desired capacity (plus what a rebalancing launched ahead).
+fn reconcile(
+    fleet: &mut Fleet,
+    t: f64,
+    sizes: &Sizes,
+    timings: &Timings,
+    health: &Health,
+) -> Vec<String> {
+    let mut events = Vec::new();
+    let replaced = fleet.replace_unhealthy(
+        t,
+        sizes.desired,
+        timings,
+        &health.check,
+        &health.replacement,
+    );
+    for (id, zone, from) in &replaced {
+        events.push(format!(
+            "replace #{id} in {} (not answering since minute {}, found unhealthy)",
+            zone_name(*zone),
+            (from / 60.0).floor()
+        ));
+    }
+    match fleet.rebalance(t, sizes.max, timings) {
+        Rebalancing::Idle => {}
+        Rebalancing::Launched(zones) => events.push(format!(
+            "rebalance: launch {} (zones {}) before terminating as many elsewhere",
+            zones.len(),
+            zones
+                .iter()
+                .map(|z| zone_name(*z).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Rebalancing::Served(n) => events.push(format!("rebalance: the {n} new instance(s) serve")),
+    }
+    let target = sizes.desired + fleet.rebalance_extra as i64;
+    let active = fleet.active_count() as i64;
+    if target > active {
+        let launched: Vec<Option<usize>> = (0..(target - active) as usize)
+            .map(|i| {
+                let why = if i < replaced.len() {
+                    Launch::Replacement
+                } else {
+                    Launch::Capacity
+                };
+                fleet.launch(t, why)
+            })
+            .collect();
+        let zones: Vec<String> = launched
+            .iter()
+            .flatten()
+            .map(|z| zone_name(*z).to_string())
+            .collect();
+        if !zones.is_empty() {
+            events.push(format!(
+                "launch {} (zones {})",
+                zones.len(),
+                zones.join(", ")
+            ));
+        }
+        if zones.len() < launched.len() {
+            events.push(format!(
+                "{} launch(es) failed: every zone is dark",
+                launched.len() - zones.len()
+            ));
+        }
+    } else if target < active {
+        let drained = fleet.drain((active - target) as usize, t, timings);
+        events.push(format!("terminate {}", names(&drained)));
+    }
+    events
+}
+
 /// Runs the rehearsal.
 pub fn run(s: &Scenario) -> Outcome {
     let g = s.group;
@@ -381,6 +489,20 @@ pub fn run(s: &Scenario) -> Outcome {
         CreditAccount::with_balance(&t, a.initial_credit_fraction)
     });
     let mut fleet = Fleet::settled(sizes.desired as usize, g.az_count, settled_credits);
+    let health = Health {
+        check: HealthCheck {
+            interval_secs: g.health_check_interval_secs,
+            unhealthy_threshold: g.unhealthy_threshold,
+            healthy_threshold: g.healthy_threshold,
+        },
+        replacement: Replacement {
+            elb_health_checks: g.elb_health_checks,
+            grace_secs: g.health_check_grace_secs,
+            unhealthy_replace_secs: a.unhealthy_replace_secs,
+            status_check_replace_secs: a.status_check_replace_secs,
+        },
+    };
+    let mut retries = Retries::new(s.retry);
     let mut metrics = Metrics {
         cpu: Series::with_capacity(s.load.len()),
         requests_per_target: Series::with_capacity(s.load.len()),
@@ -435,8 +557,9 @@ pub fn run(s: &Scenario) -> Outcome {
         let time = s.start + SignedDuration::from_mins(now);
         let mut events = Vec::new();
 
-        // 1. Terminations that are due.
+        // 1. Terminations that are due, then the failures due.
         fleet.remove_terminated(t, &timings);
+        events.extend(faults::apply(s.faults, m, t, &mut fleet, &timings));
         // 2. Scheduled actions.
         let fired_at = s.start + SignedDuration::from_mins(now - schedule_delay);
         for action in &g.schedules {
@@ -478,48 +601,41 @@ pub fn run(s: &Scenario) -> Outcome {
             events.push(format!("desired {} -> {resolved}", sizes.desired));
             sizes.desired = resolved;
         }
-        // 5. Launch or drain.
-        let active = fleet.active_count() as i64;
-        if sizes.desired > active {
-            let zones: Vec<String> = (0..sizes.desired - active)
-                .map(|_| zone_name(fleet.launch(t)).to_string())
-                .collect();
-            events.push(format!(
-                "launch {} (zones {})",
-                zones.len(),
-                zones.join(", ")
-            ));
-        } else if sizes.desired < active {
-            let drained = fleet.drain((active - sizes.desired) as usize, t, &timings);
-            let names: Vec<String> = drained
-                .iter()
-                .map(|(id, zone)| format!("#{id} in {}", zone_name(*zone)))
-                .collect();
-            events.push(format!("terminate {}", names.join(", ")));
-        }
+        // 5. Replacements, rebalancing, launches or terminations.
+        events.extend(reconcile(&mut fleet, t, &sizes, &timings, &health));
         // 6. Traffic.
         let counts = fleet.counts(t, &timings);
         let in_service_by_zone = fleet.in_service_by_zone(t, &timings);
-        let serving: f64 = fleet
-            .members
+        let targets = fleet.targets(t, &timings, &health.check);
+        let dark_zones: Vec<usize> = (0..fleet.zones)
+            .filter(|z| fleet.dark_since[*z].is_some())
+            .collect();
+        let dark_node_share: f64 = fleet
+            .dark_since
             .iter()
-            .map(|m| m.life.serving_fraction(t, &timings))
+            .flatten()
+            .map(|since| alb::dark_node_share(fleet.zones, t - since, a.alb_dns_failover_secs))
             .sum();
-        let performance = alb::per_target_rps(offered, serving).map(|rps| station.perform(rps));
+        let traffic = retries.minute(
+            offered,
+            &Capacity {
+                targets,
+                dark_node_share,
+                station,
+            },
+            g.request_timeout_secs,
+        );
+        let performance = traffic.performance;
         let utilization = performance.map_or(0.0, |p| p.utilization);
         let instance_cpu = cpu::cpu_percent(a.idle_cpu_percent, utilization);
-        let (served, failed) = performance.map_or((0.0, offered), |p: Performance| {
-            (p.served_rps * serving, p.failed_rps * serving)
-        });
+        let served = traffic.served_rps;
+        let serving = targets.routed;
         // 7. Datapoints, then what the minute used.
-        let warm = counts.warm as f64;
-        metrics.cpu.push(if warm > 0.0 {
-            MinuteSamples::uniform(instance_cpu, warm)
-        } else {
-            MinuteSamples::default()
-        });
+        let samples = fleet.cpu_samples(t, &timings, instance_cpu, a.idle_cpu_percent);
+        metrics.cpu.push(samples);
+        let arrivals = traffic.arrivals_rps;
         let per_target_minute = if serving > 0.0 {
-            offered * 60.0 / serving
+            arrivals * 60.0 / serving
         } else {
             0.0
         };
@@ -530,13 +646,9 @@ pub fn run(s: &Scenario) -> Outcome {
         let hour_ends = (minute_of_hour + m + 1).is_multiple_of(60);
         for member in &mut fleet.members {
             let running = member.life.billed_secs(t, &timings);
-            let busy = cpu::busy_vcpu_secs(
-                vcpus,
-                member.life.serving_secs(t, &timings),
-                instance_cpu,
-                running,
-                a.idle_cpu_percent,
-            );
+            let (_, answering, _) = member.routing_secs(t, &timings, &health.check);
+            let busy =
+                cpu::busy_vcpu_secs(vcpus, answering, instance_cpu, running, a.idle_cpu_percent);
             if let Some(terms) = &terms {
                 member.credits.run(terms, running, busy);
                 if hour_ends {
@@ -546,13 +658,13 @@ pub fn run(s: &Scenario) -> Outcome {
             usage.running_secs += running;
             usage.present_secs += member.life.present_secs(t, &timings);
         }
-        let new_connections = offered / a.requests_per_connection;
+        let new_connections = arrivals / a.requests_per_connection;
         usage.lcu.record(
             (minute_of_hour + m) / 60,
             LcuUsage {
                 new_connections_per_sec: new_connections,
                 active_connections_per_min: new_connections * a.connection_secs,
-                gb_per_hour: offered * (a.request_bytes + a.response_bytes) * 3600.0 / 1e9,
+                gb_per_hour: arrivals * (a.request_bytes + a.response_bytes) * 3600.0 / 1e9,
                 rule_evaluations_per_sec: 0.0,
             },
         );
@@ -569,13 +681,17 @@ pub fn run(s: &Scenario) -> Outcome {
             desired: sizes.desired,
             in_service: in_service_by_zone.iter().sum(),
             in_service_by_zone,
+            not_answering: fleet.not_answering(t),
+            dark_zones,
             serving,
             warming: counts.warming,
             terminating: counts.terminating,
-            cpu_percent: (warm > 0.0).then_some(instance_cpu),
+            cpu_percent: (samples.count > 0.0).then(|| samples.sum / samples.count),
             utilization,
+            retry_rps: traffic.retry_rps,
             served_rps: served,
-            failed_rps: failed,
+            failed_rps: traffic.failed_rps,
+            failed_for_good_rps: traffic.failed_for_good_rps,
             mean_ms: performance.map(|p| p.mean_ms),
             p50_ms: performance.map(|p| p.p50_ms),
             p99_ms: performance.map(|p| p.p99_ms),
@@ -591,5 +707,6 @@ pub fn run(s: &Scenario) -> Outcome {
         costs,
         initial: Some(initial),
         warnings,
+        retries_pending_rps: retries.pending_rps(),
     }
 }

@@ -9,8 +9,10 @@ use crate::assumptions::Assumptions;
 use crate::bill::Costs;
 use crate::calibrate::Calibration;
 use crate::compare::{Comparison, Fit};
+use crate::faults::FailureSummary;
 use crate::model::Group;
 use crate::report::{Check, Slo, Totals};
+use crate::rules::retry::RetryPolicy;
 use crate::rules::schedule::Sizes;
 
 /// Where the load came from and its peak.
@@ -53,6 +55,20 @@ pub struct PricesSummary {
     pub sources: Vec<String>,
 }
 
+/// The clients' retries and what they added.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetrySummary {
+    pub policy: RetryPolicy,
+    pub first_attempts: f64,
+    pub retries: f64,
+    /// (first attempts + retries) / first attempts.
+    pub amplification: f64,
+    pub failed_attempts: f64,
+    pub failed_for_good: f64,
+    /// Retries still waiting when the load ends (neither answered nor failed).
+    pub pending_at_end: f64,
+}
+
 /// summary.json.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -87,5 +103,9 @@ pub struct Summary {
     pub terraform_undecided: Vec<String>,
     pub prices: PricesSummary,
     pub compare: Option<Comparison>,
+    /// `--fail`, `--fail-az`: what the failures did.
+    pub failures: Option<FailureSummary>,
+    /// `--retries`: what the retries added.
+    pub retries: Option<RetrySummary>,
     pub notes: Vec<String>,
 }

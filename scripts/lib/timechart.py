@@ -2,12 +2,14 @@
 """The three-panel chart of a run over time, shared by the load test and the rehearsal so
 that a prediction and a real run can be compared by eye:
 
-    rate      2xx per second against the target (offered) rate, and failed requests per second
+    rate      2xx per second against the target (offered) rate, failed requests per second,
+              and the rehearsal's clients' retries per second (--retries)
     latency   p50 and p99, on a log scale (a timeout does not flatten the rest); the mean
               instead for a run without percentiles (what rehearse.sh --load-from-cloudwatch
               reads of the load balancer)
-    capacity  desired and in-service instances, min and max when known (schedules), with the
-              average CPU on a second axis (0-105 %, so a group pinned at 100 % shows)
+    capacity  desired and in-service instances, min and max when known (schedules), the
+              rehearsal's instances not answering (--fail, --fail-az), with the average CPU on
+              a second axis (0-105 %, so a group pinned at 100 % shows)
 
     timechart.py rehearsal TIMELINE PNG [--compare SAMPLES] [--clock]
         the rehearsal's timeline.csv (scripts/rehearse.sh), with a real run's samples.csv
@@ -48,6 +50,10 @@ def series(rows, time_of, label, style="solid"):
         "t": [time_of(r) for r in rows],
         "served": [number(r["served"]) for r in rows],
         "failed": [number(r.get("failed")) for r in rows],
+        # The rehearsal's clients' retries and its instances that do not answer (--retries,
+        # --fail, --fail-az); a load test's samples have neither.
+        "retries": [number(r.get("retry_rps")) for r in rows],
+        "not_answering": [number(r.get("not_answering")) for r in rows],
         "target": [number(r["target"]) or None for r in rows],
         "p50": [positive(number(r["p50_ms"])) for r in rows],
         "p99": [positive(number(r["p99_ms"])) for r in rows],
@@ -96,6 +102,9 @@ def draw(out, title, xlabel, runs, no_capacity_text="no Auto Scaling group sampl
         if any(v for v in run["failed"] if v is not None):
             ax_rate.step(t, run["failed"], where="pre", label="failed per second" + suffix, color="tab:red",
                          linestyle=line)
+        if any(v for v in run["retries"] if v is not None):
+            ax_rate.step(t, run["retries"], where="pre", label="retries per second" + suffix, color="tab:orange",
+                         linestyle=line)
         if any(v is not None for v in run["target"]) and not dotted:
             ax_rate.step(t, run["target"], where="pre", linestyle="--", color="tab:gray", label="target rate" + suffix)
         if any(v is not None for v in run["p50"] + run["p99"]):
@@ -109,6 +118,9 @@ def draw(out, title, xlabel, runs, no_capacity_text="no Auto Scaling group sampl
                              linewidth=1.5 if dotted else 3, alpha=0.6, linestyle=line)
             ax_capacity.step(t, run["desired"], where="pre", label="desired" + suffix, color="tab:purple",
                              linestyle=":" if dotted else "--")
+            if any(v for v in run["not_answering"] if v is not None):
+                ax_capacity.step(t, run["not_answering"], where="pre", label="not answering" + suffix,
+                                 color="tab:red", linestyle=line)
             if any(v is not None for v in run["min"]) and not dotted:
                 ax_capacity.step(t, run["min"], where="pre", label="min / max", color="tab:gray", linewidth=1)
                 ax_capacity.step(t, run["max"], where="pre", color="tab:gray", linewidth=1)

@@ -46,6 +46,25 @@ fn help_prints_the_header_of_every_script_and_nothing_else() {
 }
 
 #[test]
+fn rehearse_help_lists_the_failure_and_retry_options() {
+    let header = header_of("scripts/rehearse.sh");
+    for option in [
+        "--fail instance@MINUTE[xN]",
+        "--fail-az ZONE@FROM[-TO]",
+        "--retries N",
+        "--backoff KIND",
+        "--retry-base-ms MS",
+    ] {
+        assert!(
+            header
+                .lines()
+                .any(|line| line.trim_start().starts_with(option)),
+            "rehearse.sh --help does not list {option}:\n{header}"
+        );
+    }
+}
+
+#[test]
 fn an_unknown_option_is_refused_with_the_usage() {
     for script in USER_SCRIPTS {
         let (code, _, stderr) = run_script(script, &["--no-such-option"], &[]);
@@ -76,6 +95,11 @@ fn a_missing_option_value_is_refused_with_the_usage() {
         ("scripts/loadtest.sh", "--load-csv"),
         ("scripts/rehearse.sh", "--load-from-cloudwatch"),
         ("scripts/rehearse.sh", "--since"),
+        ("scripts/rehearse.sh", "--fail"),
+        ("scripts/rehearse.sh", "--fail-az"),
+        ("scripts/rehearse.sh", "--retries"),
+        ("scripts/rehearse.sh", "--backoff"),
+        ("scripts/rehearse.sh", "--retry-base-ms"),
         ("scripts/scale.sh", "--env"),
         ("scripts/scale.sh", "--min"),
         ("scripts/scale.sh", "--for"),

@@ -12,11 +12,20 @@
 /// The zone for the next launch, given how many instances each zone holds (terminating
 /// ones excluded: they are leaving).
 pub fn launch_zone(per_zone: &[usize]) -> usize {
+    launch_zone_among(per_zone, &[]).unwrap_or(0)
+}
+
+/// The same among the zones that can launch (`available[zone]`; a zone missing from it
+/// can): "If the attempt fails, however, Amazon EC2 Auto Scaling attempts to launch in
+/// other Availability Zones until it succeeds" ("Instance distribution"). `None` when no
+/// zone can.
+pub fn launch_zone_among(per_zone: &[usize], available: &[bool]) -> Option<usize> {
     per_zone
         .iter()
         .enumerate()
+        .filter(|(zone, _)| available.get(*zone).copied().unwrap_or(true))
         .min_by_key(|(zone, count)| (**count, *zone))
-        .map_or(0, |(zone, _)| zone)
+        .map(|(zone, _)| zone)
 }
 
 /// The zones of `count` instances launched one after another into empty zones: how a
@@ -48,6 +57,20 @@ mod tests {
         ];
         for (per_zone, want) in cases {
             assert_eq!(launch_zone(per_zone), want, "{per_zone:?}");
+        }
+    }
+
+    #[test]
+    fn a_zone_that_cannot_launch_is_passed_over() {
+        // (instances per zone, available, expected zone)
+        let cases: [(&[usize], &[bool], Option<usize>); 4] = [
+            (&[0, 2], &[false, true], Some(1)), // a is dark: b, though fuller
+            (&[1, 1, 1], &[true, false, true], Some(0)),
+            (&[0, 0], &[false, false], None),
+            (&[3, 1], &[], Some(1)), // nothing said: every zone can
+        ];
+        for (per_zone, available, want) in cases {
+            assert_eq!(launch_zone_among(per_zone, available), want, "{per_zone:?}");
         }
     }
 
