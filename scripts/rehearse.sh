@@ -55,7 +55,8 @@
 #                     dark from minute FROM until minute TO (or the end): the group launches
 #                     in the other zones and rebalances when it comes back; both repeatable
 #   --retries N       clients retry a failed request up to N times (0-10, default 0)
-#   --backoff KIND    fixed | exponential | exponential-jitter (default, as the AWS SDKs)
+#   --backoff KIND    fixed | exponential | exponential-jitter (default, as the AWS SDKs);
+#                     with --retries only, as is --retry-base-ms
 #   --retry-base-ms MS    the first retry's backoff (default 100; capped at 20 s as the AWS
 #                     SDKs, --assume retry_max_backoff_ms=...)
 #   --print-loadtest  also print the scripts/loadtest.sh command that runs this load

@@ -125,6 +125,7 @@ fn number(flag: &str, text: &str, ok: impl Fn(f64) -> bool, rule: &str) -> Resul
 pub fn parse(args: &[String]) -> Result<Options, Error> {
     let mut o = Options::default();
     let mut env_given = false;
+    let mut retry_shape: Option<&str> = None;
     let (mut rate, mut ramp) = (None, None);
     let mut i = 0;
     while i < args.len() {
@@ -212,9 +213,13 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
                         ))
                     })?;
             }
-            "--backoff" => o.backoff = value.parse().map_err(Error::usage)?,
+            "--backoff" => {
+                o.backoff = value.parse().map_err(Error::usage)?;
+                retry_shape = Some("--backoff");
+            }
             "--retry-base-ms" => {
-                o.retry_base_ms = number(flag, &value, |v| v >= 0.0, "milliseconds, at least 0")?
+                o.retry_base_ms = number(flag, &value, |v| v >= 0.0, "milliseconds, at least 0")?;
+                retry_shape = Some("--retry-base-ms");
             }
             "--service-binary" => o.service_binary = Some(value.into()),
             "--cache-dir" => o.cache_dir = Some(value.into()),
@@ -249,6 +254,13 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
             }
         }
         i += 1;
+    }
+    // A backoff without retries would be accepted and change nothing: a user who gave one
+    // meant the clients to retry.
+    if let (Some(flag), 0) = (retry_shape, o.retries) {
+        return Err(Error::usage(format!(
+            "{flag} shapes the clients' retries: give --retries N (1 to 10) with it"
+        )));
     }
     match (rate, ramp, &o.load_csv) {
         (_, Some(steps), None) => o.rates = steps,
@@ -350,6 +362,11 @@ mod tests {
             ("--rate 5 --fail node@3", "--fail takes instance@MINUTE"),
             ("--rate 5 --fail-az a@9-3", "TO > FROM"),
             ("--rate 5 --retries 11", "from 0 to 10"),
+            (
+                "--rate 5 --backoff fixed",
+                "--backoff shapes the clients' retries",
+            ),
+            ("--rate 5 --retry-base-ms 50", "give --retries N"),
             (
                 "--rate 5 --backoff linear",
                 "fixed, exponential or exponential-jitter",
