@@ -250,6 +250,15 @@ impl Service {
             .status()
     }
 
+    /// A value from `/metrics`: the first line that starts with `series` (a name, with its
+    /// labels if it has any), as a whole number; 0 when the series does not exist yet.
+    pub async fn metric(&self, series: &str) -> u64 {
+        let text = self.get("/metrics").await.text().await.expect("metrics");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .map_or(0, |value| value as u64)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id().expect("the service is running")
     }

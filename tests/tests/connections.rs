@@ -11,14 +11,6 @@ use serde_json::Value;
 
 const GTG: &[u8] = b"GET /gtg HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
-/// A count from `/metrics`, 0 when the series does not exist yet.
-async fn metric(svc: &blackbox::Service, series: &str) -> u64 {
-    let text = svc.get("/metrics").await.text().await.expect("metrics");
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
-        .map_or(0, |value| value as u64)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
     let svc = ServiceBuilder::memory()
@@ -48,11 +40,8 @@ async fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
     assert!(silent_closed, "a connection that never sends stays open");
     assert!(trickle_closed, "a head trickling in stays open");
     assert!(
-        metric(
-            &svc,
-            r#"http_connections_closed_total{reason="header_timeout"}"#
-        )
-        .await
+        svc.metric(r#"http_connections_closed_total{reason="header_timeout"}"#)
+            .await
             >= 3
     );
 }
@@ -102,11 +91,8 @@ async fn an_idle_keep_alive_connection_outlives_the_header_timeout_until_the_idl
         "never closed"
     );
     assert!(
-        metric(
-            &svc,
-            r#"http_connections_closed_total{reason="idle_timeout"}"#
-        )
-        .await
+        svc.metric(r#"http_connections_closed_total{reason="idle_timeout"}"#)
+            .await
             >= 1
     );
 }
@@ -197,7 +183,7 @@ async fn sigterm_still_finishes_a_request_in_flight_on_a_kept_alive_connection()
     eventually(
         "the computation to start",
         Duration::from_secs(10),
-        || async { (metric(&svc, "computation_busy_workers").await == 1).then_some(()) },
+        || async { (svc.metric("computation_busy_workers").await == 1).then_some(()) },
     )
     .await;
     svc.signal("TERM");

@@ -415,14 +415,6 @@ async fn lock_database(db: &std::path::Path) -> tokio::process::Child {
     locker
 }
 
-/// A number from `/metrics`, 0 when the series does not exist yet.
-async fn metric(svc: &Service, series: &str) -> u64 {
-    let text = svc.get("/metrics").await.text().await.expect("metrics");
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
-        .map_or(0, |value| value as u64)
-}
-
 /// Group commit: writes that arrive while a transaction is being written wait for the
 /// next one and share it (one sync to disk for all), and none is acknowledged before the
 /// transaction that holds it has committed.
@@ -439,8 +431,8 @@ async fn concurrent_writes_share_one_transaction_and_wait_for_its_commit() {
         svc.post("/candidate/warm-up").await.status(),
         StatusCode::OK
     );
-    let batches = metric(&svc, "sqlite_write_batch_size_count").await;
-    let inserts = metric(&svc, "sqlite_write_batch_size_sum").await;
+    let batches = svc.metric("sqlite_write_batch_size_count").await;
+    let inserts = svc.metric("sqlite_write_batch_size_sum").await;
     assert_eq!((batches, inserts), (1, 1));
 
     let mut locker = lock_database(&db).await;
@@ -453,14 +445,14 @@ async fn concurrent_writes_share_one_transaction_and_wait_for_its_commit() {
     eventually(
         "the first write to wait for the lock in its transaction",
         Duration::from_secs(10),
-        || async { (metric(&svc, "sqlite_writes_committing").await == 1).then_some(()) },
+        || async { (svc.metric("sqlite_writes_committing").await == 1).then_some(()) },
     )
     .await;
     let queued: Vec<_> = (0..20).map(|i| post(format!("queued {i}"))).collect();
     eventually(
         "20 writes to wait for the next transaction",
         Duration::from_secs(10),
-        || async { (metric(&svc, "sqlite_writes_waiting").await == 20).then_some(()) },
+        || async { (svc.metric("sqlite_writes_waiting").await == 20).then_some(()) },
     )
     .await;
     assert!(
@@ -474,12 +466,12 @@ async fn concurrent_writes_share_one_transaction_and_wait_for_its_commit() {
         assert_eq!(write.await.expect("task").expect("answer"), StatusCode::OK);
     }
     assert_eq!(
-        metric(&svc, "sqlite_write_batch_size_count").await - batches,
+        svc.metric("sqlite_write_batch_size_count").await - batches,
         2,
         "one transaction for the first write, one for the 20 that waited"
     );
     assert_eq!(
-        metric(&svc, "sqlite_write_batch_size_sum").await - inserts,
+        svc.metric("sqlite_write_batch_size_sum").await - inserts,
         21
     );
     let listed: Vec<Value> = svc
