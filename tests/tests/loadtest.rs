@@ -496,7 +496,7 @@ async fn a_rehearsal_of_a_real_run_reports_its_error_and_calibrates_from_it() {
             "--out",
             dir.path().to_str().expect("utf-8"),
             "--infra",
-            repo_root().join("infra").to_str().expect("utf-8"),
+            blackbox::infra_dir().to_str().expect("utf-8"),
         ]
         .map(str::to_owned)
         .to_vec();

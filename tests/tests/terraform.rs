@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use blackbox::hcl_files::variable_default;
 use blackbox::terraform::{Deployment, Outcome};
-use blackbox::{ServiceBuilder, VALIDATE_CHECKS, repo_root};
+use blackbox::{ServiceBuilder, VALIDATE_CHECKS, infra_dir};
 use serde_json::{Value, json};
 
 #[path = "terraform/observability.rs"]
@@ -21,13 +21,9 @@ mod observability;
 
 const DOMAIN: &str = "candidates.example.test";
 
-fn infra() -> std::path::PathBuf {
-    repo_root().join("infra")
-}
-
 /// The default of an infra/ variable, as JSON.
 fn default_of(name: &str) -> Value {
-    variable_default(&infra(), name)
+    variable_default(&infra_dir(), name)
 }
 
 fn number(value: &Value) -> f64 {
@@ -81,7 +77,7 @@ async fn terraform_fmt_and_validate_pass_with_the_real_provider_and_no_warning()
         .run(
             "terraform",
             &["fmt", "-check", "-recursive", "-diff", "-no-color"],
-            &infra(),
+            &infra_dir(),
             &[],
             &[],
             Duration::from_secs(60),
@@ -548,7 +544,7 @@ async fn target_tracking_https_environment(
     );
 
     let requests_per_instance = 1200;
-    let example = infra().join("examples/weekly-business.tfvars");
+    let example = infra_dir().join("examples/weekly-business.tfvars");
     apply(
         stack,
         "tt",
