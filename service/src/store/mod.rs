@@ -5,6 +5,7 @@
 //! means the same thing everywhere.
 
 mod dynamodb;
+mod dynamodb_table;
 mod instrumented;
 mod sqlite;
 
@@ -21,6 +22,7 @@ pub use dynamodb::{
     DynamoDbStore, IAM_ACTIONS, LIST_INDEX, LIST_SHARD_ATTRIBUTE, PARTITION_KEY, get_request,
     list_shard, put_request, sdk_config,
 };
+pub use dynamodb_table::create_table_request;
 pub use instrumented::Instrumented;
 pub use sqlite::SqliteStore;
 
