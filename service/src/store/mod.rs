@@ -9,6 +9,9 @@ mod dynamodb_table;
 mod instrumented;
 mod sqlite;
 
+/// The most inserts one SQLite transaction takes (group commit).
+pub(crate) use sqlite::MAX_BATCH as SQLITE_MAX_BATCH;
+
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
