@@ -4,8 +4,10 @@
 # ENV, follow the instance refresh when the launch template changed, smoke-test it, and
 # print its URL and dashboard.
 #
-#   ./apply.sh [--yes] [--binary PATH] [--packer-subnet SUBNET] [--rollout-wait SECONDS] [ENV] [-var NAME=VALUE | -var-file=FILE]...
-#   ./apply.sh --rollback [--yes] [ENV] [-var NAME=VALUE | -var-file=FILE]...
+#   ./apply.sh [--yes] [--binary PATH] [--packer-subnet SUBNET] [--rollout-wait SECONDS]
+#              [--skip-preflight] [ENV] [-var NAME=VALUE | -var-file=FILE]...
+#   ./apply.sh --rollback [--yes] [--rollout-wait SECONDS] [--skip-preflight] [ENV]
+#              [-var NAME=VALUE | -var-file=FILE]...
 #
 # ENV         the environment, i.e. the Terraform workspace (default dev): lowercase
 #             letters, digits and hyphens, e.g. perf1, nonreg1, production
@@ -15,6 +17,9 @@
 #             of building one with scripts/build_release.sh; cargo is not needed then
 # --packer-subnet SUBNET   bake the AMI in this subnet (one with a route to an internet
 #             gateway) instead of the region's default VPC, for accounts that deleted it
+# --skip-preflight   check this machine's tools only, not the AWS account (scripts/
+#             check_env.sh, which otherwise runs with the same -var/-var-file values and
+#             stops everything before the build when the account cannot take the deploy)
 # -var, -var-file   passed on to terraform apply (ami_id, region and project are set here)
 # --rollback  deploy again the AMI this environment ran before its current one (recorded
 #             on its launch template as the tag PreviousAmi by the deploy that replaced it),
@@ -64,6 +69,7 @@ env_name=
 auto_approve=0
 binary=
 packer_subnet=
+preflight=1
 rollback=0
 rollout_wait=1800
 tf_args=()
@@ -74,6 +80,7 @@ while [ $# -gt 0 ]; do
     --binary=*) need_value --binary "${1#*=}"; binary=${1#*=}; shift ;;
     --packer-subnet) need_value "$@"; packer_subnet=$2; shift 2 ;;
     --packer-subnet=*) need_value --packer-subnet "${1#*=}"; packer_subnet=${1#*=}; shift ;;
+    --skip-preflight) preflight=0; shift ;;
     --rollback) rollback=1; shift ;;
     --rollout-wait) need_value "$@"; rollout_wait=$2; shift 2 ;;
     -h | --help) usage ;;
@@ -89,10 +96,7 @@ env_name=${env_name:-dev}
 check_env_name "$env_name" || exit 2
 # Terraform runs in infra/ (-chdir): make the caller's relative var files absolute.
 for i in "${!tf_args[@]}"; do
-  case ${tf_args[i]} in
-    -var-file=/*) ;;
-    -var-file=*) tf_args[i]="-var-file=$PWD/${tf_args[i]#-var-file=}" ;;
-  esac
+  tf_args[i]=$(absolute_var_file "${tf_args[i]}")
 done
 [ -z "$packer_subnet" ] || [[ $packer_subnet =~ ^subnet-[0-9a-f]+$ ]] ||
   { error "--packer-subnet takes a subnet id such as subnet-0123456789abcdef0, not '$packer_subnet'"; usage; }
@@ -141,23 +145,6 @@ existing_ami() {
     --filters "Name=tag:Project,Values=$PROJECT_NAME" "Name=tag:InputsHash,Values=$2" Name=state,Values=available \
     --output json) || return 1
   jq -r '.Images | sort_by(.CreationDate) | last | .ImageId // empty' <<<"$images"
-}
-
-# check_bake_network REGION: Packer's build instance needs a subnet: --packer-subnet's, or
-# one of the default VPC's. Fail now, with the fix, rather than ten minutes into a bake.
-check_bake_network() {
-  local region=$1 found
-  if [ -n "$packer_subnet" ]; then
-    found=$(aws ec2 describe-subnets --region "$region" --subnet-ids "$packer_subnet" --output json 2>/dev/null |
-      jq -r '.Subnets[0].SubnetId // empty') || found=
-    [ "$found" = "$packer_subnet" ] || die "--packer-subnet $packer_subnet: no such subnet in $region"
-    return 0
-  fi
-  found=$(aws ec2 describe-vpcs --region "$region" --filters Name=is-default,Values=true --output json) ||
-    die "step 'look for the default VPC (aws ec2 describe-vpcs)' failed"
-  found=$(jq -r '.Vpcs[0].VpcId // empty' <<<"$found")
-  [ -n "$found" ] ||
-    die "$region has no default VPC for Packer's build instance: pass --packer-subnet SUBNET (a subnet with a route to an internet gateway), or create one with 'aws ec2 create-default-vpc'"
 }
 
 # ami_from_manifest MANIFEST REGION HASH: the AMI of Packer's last build, checked against
@@ -238,7 +225,6 @@ bake_or_reuse_ami() {
   else
     revision=$(git_revision)
     note "no AMI with these inputs in $region: baking one with Packer (git revision $revision; about 10 minutes)"
-    check_bake_network "$region"
     run_step "packer init" packer init "$REPO_ROOT/packer" >&2
     run_step "packer build" packer build -var "git_revision=$revision" -var "inputs_hash=$hash" \
       -var "region=$region" -var "binary_path=$binary" -var "project=$PROJECT_NAME" \
@@ -347,9 +333,20 @@ follow_rollout() {
 
 note "deploying $PROJECT_NAME-$env_name"
 
+# The preflight sees the values the apply will: the caller's -var/-var-file and this
+# project's name; the AMI and region apply.sh sets do not change what it checks.
 check_args=()
-[ -z "$binary" ] && [ "$rollback" = 0 ] || check_args=(--no-build)
-run_step "check the environment (scripts/check_env.sh)" bash "$REPO_ROOT/scripts/check_env.sh" ${check_args[@]+"${check_args[@]}"}
+# A rollback builds and bakes nothing: the build tools and Packer's network, build instance
+# and key pair are left out of its checks.
+[ -z "$binary" ] && [ "$rollback" = 0 ] || check_args+=(--no-build)
+[ "$rollback" = 0 ] || check_args+=(--no-bake)
+[ -z "$packer_subnet" ] || check_args+=(--packer-subnet "$packer_subnet")
+if [ "$preflight" = 0 ]; then
+  check_args+=(--tools-only)
+  note "--skip-preflight: the AWS account is not checked; a missing permission, quota or role shows up part-way through the bake or the apply"
+fi
+run_step "check the environment (scripts/check_env.sh)" bash "$REPO_ROOT/scripts/check_env.sh" \
+  ${check_args[@]+"${check_args[@]}"} ${tf_args[@]+"${tf_args[@]}"}
 region=$(aws_region) || die "no AWS region: export AWS_REGION"
 
 if [ "$rollback" = 1 ]; then

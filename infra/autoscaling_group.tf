@@ -47,7 +47,7 @@ resource "aws_autoscaling_group" "this" {
 
     preferences {
       min_healthy_percentage = 100
-      max_healthy_percentage = 150
+      max_healthy_percentage = local.refresh_max_healthy_percentage
       skip_matching          = true
     }
   }

@@ -41,6 +41,11 @@ locals {
   ))
   azs = slice(local.usable_azs, 0, min(var.az_count, length(local.usable_azs)))
 
+  # The instance refresh's ceiling (autoscaling_group.tf): during a rollout the group may run
+  # this percentage of its desired capacity. scripts/check_env.sh reads it (terraform
+  # console) to check the vCPU quota against max_size at this percentage.
+  refresh_max_healthy_percentage = 150
+
   # Burstable families that support unlimited mode; see var.instance_type (t4g, the Graviton
   # one, is refused there).
   burstable = can(regex("^t(3|3a)\\.", var.instance_type))

@@ -1,25 +1,56 @@
 #!/usr/bin/env bash
-# Checks that this machine can deploy the stack, before ./apply.sh spends anything.
+# Checks that this machine and the AWS account can deploy the stack, before ./apply.sh
+# spends anything (apply.sh runs it first, with its own options).
 #
-#   scripts/check_env.sh              everything ./apply.sh needs
-#   scripts/check_env.sh --no-build   ... except the build tools (apply.sh --binary PATH)
+#   scripts/check_env.sh [--no-build] [--no-bake] [--tools-only] [--packer-subnet SUBNET]
+#                        [-var NAME=VALUE | -var-file=FILE]...
 #
-# Commands, with a version that works: aws, packer (1.9+, for the HCL2 template's
-# required_plugins), terraform (1.5+), curl, jq, python3 (3.9+), git, sha256sum, and unless
-# --no-build cargo (the workspace's rust-version) and readelf. Then the AWS account:
-# credentials that work (aws sts get-caller-identity) and a region (AWS_REGION,
-# AWS_DEFAULT_REGION or the profile's). One NOTE: line per check that passes, one ERROR:
-# line saying how to fix each one that fails; every check runs, then the exit status is 1
-# when any failed.
+# --no-build       leave out the build tools (apply.sh --binary PATH)
+# --no-bake        nothing is baked (apply.sh --rollback): leave out Packer's network,
+#                  build instance and key pair
+# --tools-only     this machine only: no account check (apply.sh --skip-preflight)
+# --packer-subnet  the subnet apply.sh --packer-subnet bakes in
+# -var, -var-file  the values the apply will use (as apply.sh passes them to Terraform)
+#
+# This machine: aws, packer (1.9+, for the HCL2 template's required_plugins), terraform
+# (1.5+), curl, jq, python3 (3.9+), git, sha256sum, and unless --no-build cargo (the
+# workspace's rust-version) and readelf; a region (AWS_REGION, AWS_DEFAULT_REGION or the
+# profile's) and credentials that work (aws sts get-caller-identity).
+# The account (scripts/lib/preflight.sh), with the instance_type, max_size and az_count
+# that terraform console reads from these -var/-var-file values: a subnet for Packer's
+# build instance (the default VPC or --packer-subnet); Auto Scaling's service-linked role,
+# or the right to create it; the default EBS key, AWS managed or usable by that role; the
+# writes and one read per service simulated (iam simulate-principal-policy), or when the
+# caller may not simulate, one read per service tried; the instance type and the zones
+# that offer it; an Amazon Linux 2023 image for its architecture; the On-Demand vCPU
+# quota; and EC2's own dry runs of what Packer and Terraform create. Nothing is created.
+# What cannot be checked is said on an "UNVERIFIED" NOTE. The policy an operator needs is
+# in docs/iam/.
+# One NOTE: line per check that passes, one ERROR: line saying how to fix each one that
+# fails; every check runs, then the exit status is 1 when any failed.
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=scripts/lib/preflight.sh
+source "$REPO_ROOT/scripts/lib/preflight.sh"
 
 
 build=1
+bake=1
+account_checks=1
+packer_subnet=
+tf_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --no-build) build=0; shift ;;
+    --no-bake) bake=0; shift ;;
+    --tools-only) account_checks=0; shift ;;
+    --packer-subnet) need_value "$@"; packer_subnet=$2; shift 2 ;;
+    --packer-subnet=*) need_value --packer-subnet "${1#*=}"; packer_subnet=${1#*=}; shift ;;
+    -var) need_value "$@"; tf_args+=(-var "$2"); shift 2 ;;
+    -var=*) need_value -var "${1#*=}"; tf_args+=("$1"); shift ;;
+    -var-file) need_value "$@"; tf_args+=("$(absolute_var_file "-var-file=$2")"); shift 2 ;;
+    -var-file=*) need_value -var-file "${1#*=}"; tf_args+=("$(absolute_var_file "$1")"); shift ;;
     -h | --help) usage ;;
     -*) error "unknown option $1"; usage ;;
     *) error "unexpected argument $1"; usage ;;
@@ -64,7 +95,11 @@ check_tool() {
 }
 
 check_tool aws "" "install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"
-check_tool packer 1.9 "install Packer 1.9 or newer: https://developer.hashicorp.com/packer/install"
+if [ "$bake" = 1 ]; then
+  check_tool packer 1.9 "install Packer 1.9 or newer: https://developer.hashicorp.com/packer/install"
+else
+  note "--no-bake: packer is not checked"
+fi
 check_tool terraform 1.5 "install Terraform 1.5 or newer: https://developer.hashicorp.com/terraform/install"
 check_tool curl "" "install curl (Debian: apt-get install curl)"
 check_tool jq "" "install jq (Debian: apt-get install jq; macOS: brew install jq)"
@@ -101,6 +136,8 @@ else
   passed "AWS region $region (from $origin)"
 fi
 
+account=
+arn=
 if command -v aws >/dev/null 2>&1; then
   if identity=$(aws sts get-caller-identity ${region:+--region "$region"} --query '[Account, Arn]' --output text 2>&1); then
     read -r account arn <<<"$identity"
@@ -113,8 +150,20 @@ else
   failed "AWS credentials cannot be checked without the AWS CLI (see above)"
 fi
 
+if [ "$account_checks" = 0 ]; then
+  note "--tools-only: the AWS account was not checked"
+elif [ -z "$account" ] || [ -z "$region" ] || ! command -v jq >/dev/null 2>&1 || ! command -v terraform >/dev/null 2>&1; then
+  note "the AWS account cannot be checked without a region, working credentials, jq and terraform (see above)"
+else
+  preflight_account
+fi
+
 if [ "$failures" -gt 0 ]; then
-  error "$failures check(s) failed: fix them, then run scripts/check_env.sh again"
+  error "$failures check(s) failed: fix them, then run scripts/check_env.sh again; nothing was created"
   exit 1
 fi
-note "this machine is ready to deploy"
+if [ "$account_checks" = 0 ]; then
+  note "this machine is ready to deploy"
+else
+  note "this machine and the AWS account are ready to deploy"
+fi

@@ -134,6 +134,16 @@ ensure_apt_package() {
 # tf ARGS...: terraform on the stack's root module (infra/), whatever the caller's folder.
 tf() { terraform -chdir="$REPO_ROOT/infra" "$@"; }
 
+# absolute_var_file ARG: a -var-file=FILE argument with FILE made absolute: Terraform runs
+# in infra/ (-chdir), while the caller named FILE from its own folder.
+absolute_var_file() {
+  case $1 in
+    -var-file=/*) printf '%s\n' "$1" ;;
+    -var-file=*) printf '%s\n' "-var-file=$PWD/${1#-var-file=}" ;;
+    *) printf '%s\n' "$1" ;;
+  esac
+}
+
 # tf_output ENV NAME: one Terraform output of environment ENV (its workspace), without
 # switching the workspace the user has selected.
 tf_output() {

@@ -8,6 +8,7 @@
 pub mod hcl_files;
 pub mod imds;
 pub mod moto;
+pub mod operator_policy;
 pub mod raw;
 pub mod service;
 pub mod standins;

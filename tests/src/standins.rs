@@ -51,14 +51,21 @@ pub struct Stage {
     removed: Vec<String>,
 }
 
-/// What a script run did: exit code, output, and the stand-in calls it made.
+/// What a script run did: exit code, output, and the stand-in calls it made. For apply.sh,
+/// the calls of its environment check (`scripts/check_env.sh`: tools, then the account's
+/// preflight) are apart, in `preflight`, and `calls` starts with its own first one, the
+/// lookup of an AMI baked from the same inputs.
 #[derive(Debug)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    pub preflight: Vec<String>,
     pub calls: Vec<String>,
 }
+
+/// The prefix of apply.sh's first call after its environment check.
+const FIRST_DEPLOY_CALL: &str = "aws ec2 describe-images --region";
 
 impl Stage {
     /// All three stand-ins present.
@@ -164,11 +171,22 @@ impl Stage {
                 .expect("write stdin");
         }
         let output = child.wait_with_output().expect("wait for the script");
+        let mut calls = self.calls();
+        let preflight = if script == "apply.sh" {
+            let first = calls
+                .iter()
+                .position(|call| call.starts_with(FIRST_DEPLOY_CALL))
+                .unwrap_or(calls.len());
+            calls.drain(..first).collect()
+        } else {
+            Vec::new()
+        };
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            calls: self.calls(),
+            preflight,
+            calls,
         }
     }
 
@@ -310,7 +328,7 @@ impl Run {
     #[track_caller]
     pub fn inputs_hash(&self) -> String {
         value_of(
-            self.one_call("aws ec2 describe-images"),
+            self.one_call(FIRST_DEPLOY_CALL),
             "Name=tag:InputsHash,Values",
         )
     }
@@ -320,8 +338,9 @@ impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "exit {}\n--- calls\n{}\n--- stdout\n{}\n--- stderr\n{}",
+            "exit {}\n--- preflight calls\n{}\n--- calls\n{}\n--- stdout\n{}\n--- stderr\n{}",
             self.code,
+            self.preflight.join("\n"),
             self.calls.join("\n"),
             self.stdout,
             self.stderr

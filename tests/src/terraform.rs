@@ -5,7 +5,9 @@
 //! it as `TF_CLI_CONFIG_FILE`. A [`Deployment`] is a temporary copy of the repository's
 //! tracked files, as a fresh clone holds them, beside a private moto server with AWS's
 //! managed IAM policies. Its `infra/` gains exactly one file, [`OVERRIDE_FILE`], which points
-//! the provider at moto with test credentials; nothing of the repository is edited.
+//! the provider at moto; nothing of the repository is edited. Every command runs with the
+//! deployment's credentials: moto's test ones, or, once [`Deployment::enforce_iam`] has
+//! turned moto's IAM enforcement on, those of an administrator it created.
 //!
 //! Every command is bounded in time: moto does not implement everything Terraform may wait
 //! for (an instance refresh, for one), and a test must fail rather than hang.
@@ -39,6 +41,31 @@ const SERVICES: [&str; 10] = [
     "ssm",
     "sts",
 ];
+
+/// An access key of moto's.
+#[derive(Debug, Clone)]
+pub struct AccessKey {
+    pub id: String,
+    pub secret: String,
+}
+
+impl AccessKey {
+    /// The key moto accepts while it does not enforce IAM.
+    pub fn testing() -> Self {
+        Self {
+            id: "testing".to_owned(),
+            secret: "testing".to_owned(),
+        }
+    }
+
+    /// The environment that makes the AWS CLI, the SDKs and Terraform sign with this key.
+    pub fn env(&self) -> [(&'static str, &str); 2] {
+        [
+            ("AWS_ACCESS_KEY_ID", self.id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret.as_str()),
+        ]
+    }
+}
 
 /// What a command did.
 #[derive(Debug)]
@@ -83,6 +110,8 @@ impl std::fmt::Display for Outcome {
 pub struct Deployment {
     pub moto: Moto,
     pub region: String,
+    /// Who the deployment's own commands sign as.
+    credentials: AccessKey,
     checkout: tempfile::TempDir,
 }
 
@@ -96,6 +125,7 @@ impl Deployment {
         let deployment = Self {
             moto,
             region: region.to_owned(),
+            credentials: AccessKey::testing(),
             checkout,
         };
         std::fs::write(
@@ -138,8 +168,8 @@ impl Deployment {
             ("AWS_ENDPOINT_URL", self.moto.endpoint.clone()),
             ("AWS_REGION", self.region.clone()),
             ("AWS_DEFAULT_REGION", self.region.clone()),
-            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_ACCESS_KEY_ID", self.credentials.id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.credentials.secret.clone()),
             ("AWS_CONFIG_FILE", "/nonexistent/aws-config".to_owned()),
             (
                 "AWS_SHARED_CREDENTIALS_FILE",
@@ -320,6 +350,63 @@ impl Deployment {
             .expect("run aws")
     }
 
+    /// An IAM user holding exactly `policies` (name, document), each as a customer managed
+    /// policy attached to it, as an administrator would set up an operator; its access key.
+    pub fn create_user(&self, name: &str, policies: &[(String, Value)]) -> AccessKey {
+        self.aws(&["iam", "create-user", "--user-name", name]);
+        for (policy, document) in policies {
+            let created = self.aws(&[
+                "iam",
+                "create-policy",
+                "--policy-name",
+                &format!("{name}-{policy}"),
+                "--policy-document",
+                &document.to_string(),
+            ]);
+            let arn = created["Policy"]["Arn"].as_str().expect("a policy ARN");
+            self.aws(&[
+                "iam",
+                "attach-user-policy",
+                "--user-name",
+                name,
+                "--policy-arn",
+                arn,
+            ]);
+        }
+        let key = self.aws(&["iam", "create-access-key", "--user-name", name]);
+        AccessKey {
+            id: key["AccessKey"]["AccessKeyId"]
+                .as_str()
+                .expect("an access key id")
+                .to_owned(),
+            secret: key["AccessKey"]["SecretAccessKey"]
+                .as_str()
+                .expect("a secret key")
+                .to_owned(),
+        }
+    }
+
+    /// Turns moto's IAM enforcement on: from now on every call must be signed by a user of
+    /// moto's IAM and be allowed by its policies (moto's `INITIAL_NO_AUTH_ACTION_COUNT`, set
+    /// to 0 through `/moto-api/reset-auth` once the setup's calls are made). The deployment's
+    /// own commands then sign as an administrator created here.
+    pub async fn enforce_iam(&mut self) {
+        let everything = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+        });
+        let admin = self.create_user("administrator", &[("all".to_owned(), everything)]);
+        crate::service::client()
+            .post(format!("{}/moto-api/reset-auth", self.moto.endpoint))
+            .header("Content-Type", "text/plain")
+            .body("0")
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("turn moto's IAM enforcement on");
+        self.credentials = admin;
+    }
+
     /// An AMI baked as apply.sh would have Packer bake it, through the stand-in packer
     /// (`tests/fixtures/packer-on-moto.sh`): its id.
     pub async fn bake_ami(&self) -> String {
@@ -361,6 +448,69 @@ impl Deployment {
     }
 }
 
+/// The data of the latest version of the launch template `name`.
+pub fn latest_launch_template(stack: &Deployment, name: &str) -> Value {
+    stack.aws(&[
+        "ec2",
+        "describe-launch-template-versions",
+        "--launch-template-name",
+        name,
+        "--versions",
+        "$Latest",
+    ])["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+        .clone()
+}
+
+/// Nothing of the environment `name` is left: group, load balancer, target group, alarms,
+/// table, launch template, role.
+#[track_caller]
+pub fn assert_nothing_left(stack: &Deployment, name: &str) {
+    let groups = stack.aws(&[
+        "autoscaling",
+        "describe-auto-scaling-groups",
+        "--auto-scaling-group-names",
+        name,
+    ]);
+    assert_eq!(
+        groups["AutoScalingGroups"],
+        serde_json::json!([]),
+        "{name}: group left"
+    );
+    let balancers = stack.aws(&["elbv2", "describe-load-balancers"]);
+    assert!(
+        !balancers.to_string().contains(&format!("\"{name}\"")),
+        "{name}: load balancer left: {balancers}"
+    );
+    let target_groups = stack.aws(&["elbv2", "describe-target-groups"]);
+    assert!(
+        !target_groups.to_string().contains(&format!("\"{name}\"")),
+        "{name}: target group left: {target_groups}"
+    );
+    let alarms = stack.aws(&["cloudwatch", "describe-alarms", "--alarm-name-prefix", name]);
+    assert_eq!(
+        alarms["MetricAlarms"],
+        serde_json::json!([]),
+        "{name}: alarms left"
+    );
+    let tables = stack.aws(&["dynamodb", "list-tables"]);
+    assert!(
+        !tables.to_string().contains(name),
+        "{name}: table left: {tables}"
+    );
+    let templates = stack.aws(&["ec2", "describe-launch-templates"]);
+    assert!(
+        !templates.to_string().contains(&format!("\"{name}\"")),
+        "{name}: launch template left: {templates}"
+    );
+    let error = stack.aws_error(&[
+        "iam",
+        "get-role",
+        "--role-name",
+        &format!("{name}-instance"),
+    ]);
+    assert!(error.contains("NoSuchEntity"), "{name}: role left: {error}");
+}
+
 /// The stand-in for Packer that registers its AMI in moto.
 pub fn packer_on_moto() -> PathBuf {
     repo_root().join("tests/fixtures/packer-on-moto.sh")
@@ -368,7 +518,8 @@ pub fn packer_on_moto() -> PathBuf {
 
 /// The provider configuration a test adds to its copy of `infra/`: Terraform merges an
 /// `*_override.tf` file's provider block into the module's, so the module keeps its region
-/// and default tags and gains moto's endpoints and test credentials.
+/// and default tags and gains moto's endpoints. The credentials come from the environment
+/// (the deployment's, or those a test runs a script with).
 fn provider_override(endpoint: &str) -> String {
     let endpoints: String = SERVICES
         .iter()
@@ -377,8 +528,6 @@ fn provider_override(endpoint: &str) -> String {
     format!(
         "# Added by the test suite to its temporary copy: every AWS call goes to moto.\n\
          provider \"aws\" {{\n\
-        \x20 access_key                  = \"testing\"\n\
-        \x20 secret_key                  = \"testing\"\n\
         \x20 skip_credentials_validation = true\n\
         \x20 skip_metadata_api_check     = true\n\
         \x20 skip_region_validation      = true\n\

@@ -11,6 +11,7 @@ const USER_SCRIPTS: [&str; 9] = [
     "scripts/loadtest.sh",
     "scripts/logs.sh",
     "scripts/rehearse.sh",
+    "scripts/render_policy.sh",
     "scripts/scale.sh",
     "scripts/validate.sh",
 ];
@@ -67,6 +68,9 @@ fn a_missing_option_value_is_refused_with_the_usage() {
         ("apply.sh", "-var"),
         ("apply.sh", "-var-file"),
         ("scripts/bench.sh", "--duration"),
+        ("scripts/check_env.sh", "--packer-subnet"),
+        ("scripts/check_env.sh", "-var"),
+        ("scripts/render_policy.sh", "--out"),
         ("scripts/loadtest.sh", "--url"),
         ("scripts/loadtest.sh", "--rate"),
         ("scripts/loadtest.sh", "--load-csv"),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use blackbox::hcl_files::variable_default;
-use blackbox::terraform::{Deployment, Outcome};
+use blackbox::terraform::{Deployment, Outcome, assert_nothing_left, latest_launch_template};
 use blackbox::{ServiceBuilder, VALIDATE_CHECKS, infra_dir};
 use serde_json::{Value, json};
 
@@ -731,94 +731,6 @@ async fn target_tracking_https_environment(
 }
 
 // ---------------------------------------------------------------------------------------
-// apply.sh and destroy.sh end to end
-// ---------------------------------------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread")]
-async fn apply_sh_and_destroy_sh_deploy_validate_and_remove_everything_for_real() {
-    let stack = Deployment::start("us-west-2").await;
-    let service = ServiceBuilder::memory().start().await;
-    let address = service.base_url().trim_start_matches("http://").to_owned();
-    // `packer` on PATH is the stand-in that bakes into moto; the rest is real.
-    let bin = stack.root().join("standin-bin");
-    std::fs::create_dir(&bin).expect("bin folder");
-    std::os::unix::fs::symlink(blackbox::terraform::packer_on_moto(), bin.join("packer"))
-        .expect("link the stand-in packer");
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        stack
-            .env()
-            .into_iter()
-            .find(|(key, _)| key == "PATH")
-            .expect("PATH")
-            .1
-    );
-    let binary = stack.root().join("candidates-fake");
-    std::fs::write(&binary, b"not really an ELF binary\n").expect("fake binary");
-    let dist = stack.root().join("dist-staging").display().to_string();
-    let env = [
-        ("PATH", path.as_str()),
-        ("CANDIDATES_LB_ADDRESS", address.as_str()),
-        ("CANDIDATES_DIST_DIR", dist.as_str()),
-    ];
-
-    let applied = stack
-        .script(
-            "apply.sh",
-            &["--yes", "--binary", &binary.display().to_string(), "e2e"],
-            &env,
-        )
-        .await;
-    applied.assert_success();
-    for check in VALIDATE_CHECKS {
-        assert!(
-            applied.stdout.contains(&format!("✓ {check} passed")),
-            "{applied}"
-        );
-    }
-    let name = "axum-asg-e2e";
-    let images = stack.aws(&[
-        "ec2",
-        "describe-images",
-        "--owners",
-        "self",
-        "--filters",
-        "Name=tag:Project,Values=axum-asg",
-    ]);
-    let images = images["Images"].as_array().expect("images");
-    assert_eq!(images.len(), 1, "one AMI baked: {images:?}");
-    let ami = text(&images[0]["ImageId"]).to_owned();
-    let snapshot = text(&images[0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]).to_owned();
-    assert_eq!(latest_launch_template(&stack, name)["ImageId"], json!(ami));
-    assert!(
-        applied
-            .stdout
-            .contains(&format!("URL:        http://{name}")),
-        "{applied}"
-    );
-    // The service's logs as the user reads them, then what validate.sh says of instances
-    // that do not serve (stopped), and of instances on an older launch-template version.
-    observability::check_logs_sh(&stack, "e2e", &env);
-    observability::check_unhealthy_report(&stack, name, "e2e", &env).await;
-    observability::check_stale_version(&stack, name, "e2e", &env).await;
-
-    let destroyed = stack.script("destroy.sh", &["--yes", "e2e"], &env).await;
-    destroyed.assert_success();
-    assert_nothing_left(&stack, name);
-    let images = stack.aws(&["ec2", "describe-images", "--image-ids", &ami]);
-    assert_eq!(images["Images"], json!([]), "the AMI is deregistered");
-    let error = stack.aws_error(&["ec2", "describe-snapshots", "--snapshot-ids", &snapshot]);
-    assert!(
-        error.contains("NotFound"),
-        "the snapshot is deleted: {error}"
-    );
-    observability::assert_no_log_group(&stack, "e2e");
-    let workspaces = stack.terraform(None, &["workspace", "list"]).await;
-    assert!(!workspaces.stdout.contains("e2e"), "{workspaces}");
-}
-
-// ---------------------------------------------------------------------------------------
 // What the API holds
 // ---------------------------------------------------------------------------------------
 
@@ -867,18 +779,6 @@ fn step_adjustments(policy: &Value) -> Vec<Value> {
             Value::Object(clean)
         })
         .collect()
-}
-
-fn latest_launch_template(stack: &Deployment, name: &str) -> Value {
-    stack.aws(&[
-        "ec2",
-        "describe-launch-template-versions",
-        "--launch-template-name",
-        name,
-        "--versions",
-        "$Latest",
-    ])["LaunchTemplateVersions"][0]["LaunchTemplateData"]
-        .clone()
 }
 
 fn load_balancer(stack: &Deployment, name: &str) -> Value {
@@ -959,48 +859,6 @@ fn resource_change<'a>(plan: &'a Value, address: &str) -> &'a Value {
         .iter()
         .find(|change| change["address"] == json!(address))
         .unwrap_or_else(|| panic!("no {address} in the plan"))
-}
-
-/// Nothing of the environment `name` is left: group, load balancer, target group, alarms,
-/// table, launch template, role.
-#[track_caller]
-fn assert_nothing_left(stack: &Deployment, name: &str) {
-    let groups = stack.aws(&[
-        "autoscaling",
-        "describe-auto-scaling-groups",
-        "--auto-scaling-group-names",
-        name,
-    ]);
-    assert_eq!(groups["AutoScalingGroups"], json!([]), "{name}: group left");
-    let balancers = stack.aws(&["elbv2", "describe-load-balancers"]);
-    assert!(
-        !balancers.to_string().contains(&format!("\"{name}\"")),
-        "{name}: load balancer left: {balancers}"
-    );
-    let target_groups = stack.aws(&["elbv2", "describe-target-groups"]);
-    assert!(
-        !target_groups.to_string().contains(&format!("\"{name}\"")),
-        "{name}: target group left: {target_groups}"
-    );
-    let alarms = stack.aws(&["cloudwatch", "describe-alarms", "--alarm-name-prefix", name]);
-    assert_eq!(alarms["MetricAlarms"], json!([]), "{name}: alarms left");
-    let tables = stack.aws(&["dynamodb", "list-tables"]);
-    assert!(
-        !tables.to_string().contains(name),
-        "{name}: table left: {tables}"
-    );
-    let templates = stack.aws(&["ec2", "describe-launch-templates"]);
-    assert!(
-        !templates.to_string().contains(&format!("\"{name}\"")),
-        "{name}: launch template left: {templates}"
-    );
-    let error = stack.aws_error(&[
-        "iam",
-        "get-role",
-        "--role-name",
-        &format!("{name}-instance"),
-    ]);
-    assert!(error.contains("NoSuchEntity"), "{name}: role left: {error}");
 }
 
 // ---------------------------------------------------------------------------------------

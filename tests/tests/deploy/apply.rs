@@ -18,30 +18,46 @@ async fn fresh_deploy_bakes_the_ami_applies_it_and_validates() {
     let run = stage.apply(&["--yes", "--binary", &binary, "dev"]);
     run.assert_success();
 
-    // First the environment check (versions and credentials), and nothing else.
-    let first_deploy_call = run
-        .calls
-        .iter()
-        .position(|call| call.starts_with("aws ec2 describe-images"))
-        .unwrap_or_else(|| panic!("no AMI lookup:\n{run}"));
-    let checks = &run.calls[..first_deploy_call];
+    // First the environment check: the tools, the credentials, then the account's preflight,
+    // which reads, simulates and dry-runs, and creates nothing.
     for expected in [
         "aws --version",
         "packer version",
         "terraform version",
         "aws sts get-caller-identity",
+        "aws iam get-role --role-name AWSServiceRoleForAutoScaling",
+        "aws service-quotas get-service-quota",
+        "terraform -chdir=$REPO/infra console",
+        "aws ec2 run-instances",
     ] {
         assert!(
-            checks.iter().any(|call| call.starts_with(expected)),
+            run.preflight.iter().any(|call| call.starts_with(expected)),
             "check_env should call {expected}:\n{run}"
         );
     }
-    assert!(
-        checks
-            .iter()
-            .all(|call| call.ends_with("version") || call.contains("sts get-caller-identity")),
-        "only checks before the deployment:\n{run}"
-    );
+    for call in &run.preflight {
+        let words: Vec<&str> = call.split(' ').collect();
+        let harmless = match words[0] {
+            "aws" => {
+                words.contains(&"--dry-run")
+                    || ["--version", "sts", "configure"].contains(&words[1])
+                    || ["describe-", "get-", "list-", "simulate-"]
+                        .iter()
+                        .any(|read| words[2].starts_with(read))
+            }
+            "terraform" => {
+                call.ends_with("version")
+                    || call.starts_with("terraform -chdir=$REPO/infra init -input=false")
+                    || call.starts_with("terraform -chdir=$REPO/infra console")
+            }
+            "packer" => call == "packer version",
+            _ => false,
+        };
+        assert!(
+            harmless,
+            "the preflight changes nothing, but called {call}:\n{run}"
+        );
+    }
 
     // Then, in this exact order: look for an AMI, bake one, apply it.
     let hash = run.inputs_hash();
@@ -68,11 +84,6 @@ async fn fresh_deploy_bakes_the_ami_applies_it_and_validates() {
              Name=tag:Project,Values=axum-asg Name=tag:InputsHash,Values={hash} \
              Name=state,Values=available --output json"
         ),
-        // Packer's build instance needs a subnet: the default VPC's, checked first.
-        format!(
-            "aws ec2 describe-vpcs --region {REGION} --filters Name=is-default,Values=true \
-             --output json"
-        ),
         "packer init $REPO/packer".to_owned(),
         format!(
             "packer build -var git_revision={revision} -var inputs_hash={hash} \
@@ -88,14 +99,10 @@ async fn fresh_deploy_bakes_the_ami_applies_it_and_validates() {
              -var project=axum-asg"
         ),
     ];
-    assert_eq!(
-        &run.calls[first_deploy_call..first_deploy_call + expected.len()],
-        expected,
-        "{run}"
-    );
+    assert_eq!(&run.calls[..expected.len()], expected, "{run}");
 
     // Then validate.sh waited for healthy targets and passed; then the outputs.
-    let rest = &run.calls[first_deploy_call + expected.len()..];
+    let rest = &run.calls[expected.len()..];
     assert!(
         rest.iter()
             .any(|call| call.starts_with("aws elbv2 describe-target-health")),
@@ -262,9 +269,91 @@ fn a_failed_environment_check_stops_before_anything_is_built() {
     stage.set("STANDIN_FAIL", "aws sts get-caller-identity");
     let run = stage.apply(&["--yes", "--binary", &stage.fake_binary(), "dev"]);
     run.assert_failed_at("check the environment (scripts/check_env.sh)");
-    assert!(run.calls_to("aws ec2").is_empty(), "{run}");
-    assert!(run.calls_to("packer init").is_empty(), "{run}");
-    assert!(run.calls_to("terraform -chdir").is_empty(), "{run}");
+    // Without credentials, the account is not looked at, and nothing follows.
+    assert!(run.calls.is_empty(), "{run}");
+    assert!(
+        run.preflight
+            .iter()
+            .all(|call| !call.starts_with("aws ec2") && !call.starts_with("terraform -chdir")),
+        "{run}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_the_preflight_refuses_stops_before_anything_is_built() {
+    let svc = ServiceBuilder::memory().start().await;
+    let mut stage = Stage::new();
+    stage
+        .set("STANDIN_URL", svc.base_url())
+        .set("STANDIN_VCPU_QUOTA", "8")
+        .set("STANDIN_DENY", "ec2:RunInstances");
+    let run = stage.apply(&["--yes", "--binary", &stage.fake_binary(), "dev"]);
+    run.assert_failed_at("check the environment (scripts/check_env.sh)");
+    assert!(
+        run.stderr.contains("ERROR: the On-Demand standard vCPU quota of eu-west-3 (L-1216C47A) is 8, and this deploy may run 14 vCPUs"),
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains("ERROR: the caller may not ec2:RunInstances (Packer's t3.small build instance, dry run: UnauthorizedOperation)"),
+        "{run}"
+    );
+    assert!(run.calls.is_empty(), "nothing after the preflight:\n{run}");
+
+    // The user's own values are the ones checked: a smaller max_size fits the quota.
+    stage.unset("STANDIN_DENY");
+    stage.set("STANDIN_VCPU_QUOTA", "8");
+    let run = stage.apply(&[
+        "--yes",
+        "--binary",
+        &stage.fake_binary(),
+        "-var",
+        "max_size=2",
+        "dev",
+    ]);
+    assert!(
+        run.stderr
+            .contains("NOTE: On-Demand standard vCPU quota of eu-west-3: 8, this deploy may run 8"),
+        "{run}"
+    );
+    assert!(
+        run.preflight
+            .iter()
+            .any(|call| call.contains("console -input=false -var max_size=2")),
+        "{run}"
+    );
+
+    // --skip-preflight checks the tools only, says so, and goes on.
+    stage.set("STANDIN_DENY", "ec2:RunInstances");
+    let run = stage.apply(&[
+        "--yes",
+        "--skip-preflight",
+        "--binary",
+        &stage.fake_binary(),
+        "dev",
+    ]);
+    assert!(
+        run.stderr
+            .contains("NOTE: --skip-preflight: the AWS account is not checked"),
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains("NOTE: --tools-only: the AWS account was not checked"),
+        "{run}"
+    );
+    assert!(
+        run.preflight
+            .iter()
+            .all(|call| !call.starts_with("aws ec2")),
+        "{run}"
+    );
+    run.assert_success();
+    assert_eq!(
+        run.calls_to("terraform -chdir=$REPO/infra apply").len(),
+        1,
+        "{run}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -462,12 +551,21 @@ fn bad_usage_exits_2_and_calls_nothing() {
         all.extend(&args);
         let run = stage.apply(if args == ["--binary"] { &args } else { &all });
         assert_eq!(run.code, 2, "apply.sh {args:?}:\n{run}");
-        assert!(run.calls.is_empty(), "apply.sh {args:?}:\n{run}");
+        assert!(
+            run.calls.is_empty() && run.preflight.is_empty(),
+            "apply.sh {args:?}:\n{run}"
+        );
     }
     let run = stage.apply(&["-h"]);
     assert!(
+        run.stderr.contains(
+            "./apply.sh [--yes] [--binary PATH] [--packer-subnet SUBNET] [--rollout-wait SECONDS]"
+        ),
+        "{run}"
+    );
+    assert!(
         run.stderr
-            .contains("./apply.sh [--yes] [--binary PATH] [--packer-subnet SUBNET] [--rollout-wait SECONDS] [ENV]"),
+            .contains("--rollback [--yes] [--rollout-wait SECONDS] [--skip-preflight] [ENV]"),
         "{run}"
     );
 }
