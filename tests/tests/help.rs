@@ -3,7 +3,7 @@
 
 use blackbox::{repo_root, run_script};
 
-const USER_SCRIPTS: [&str; 9] = [
+const USER_SCRIPTS: [&str; 10] = [
     "apply.sh",
     "destroy.sh",
     "scripts/bench.sh",
