@@ -115,6 +115,10 @@ impl RawConnection {
             headers,
             body: Vec::new(),
         };
+        // An interim answer (`100 Continue`) has no body: the final one follows.
+        if (100..200).contains(&response.status) {
+            return response;
+        }
         if response
             .header("transfer-encoding")
             .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
