@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The benchmarks of the release binary, written to docs/BENCHMARKS.md. Groups (--only):
+# The benchmarks of the shipped binary (Cargo.toml's dist profile), written to
+# docs/BENCHMARKS.md. Groups (--only):
 #   matrix        /gtg throughput and p99; /gtg p99 while /computation saturates every
 #                 worker; /computation latency and saturation throughput; candidate writes
 #                 and reads on SQLite; memory; start to first 200 (unpinned)
@@ -30,9 +31,10 @@
 # Every figure is the median of --repeat passes (default 3), each against a fresh
 # server, with the range beside it: single runs on a shared machine vary by a quarter.
 # --binary benchmarks another build (for A/B comparisons) instead of building
-# target/release/candidates; the floors are always built from this tree. --baseline
-# names the build the probe group measures beside it (a release build of an older
-# commit, say). moto comes from .tools/ (scripts/test.sh installs it). All traffic goes to 127.0.0.1 and every run is
+# target/dist/candidates; the floors are always built from this tree, with the bench
+# profile, which matches dist. --baseline names the build the probe group measures beside
+# it (a dist build of an older commit, say). moto comes from .tools/ (scripts/test.sh
+# installs it). All traffic goes to 127.0.0.1 and every run is
 # bounded.
 set -euo pipefail
 # shellcheck source=lib/common.sh
@@ -84,9 +86,9 @@ if wants cost; then
 fi
 cd "$REPO_ROOT"
 if [ -z "$binary" ]; then
-  note "building the release binary"
-  cargo build --quiet --release -p candidates
-  binary=$REPO_ROOT/target/release/candidates
+  note "building the shipped binary (cargo build --profile dist)"
+  cargo build --quiet --profile dist -p candidates
+  binary=${CARGO_TARGET_DIR:-$REPO_ROOT/target}/dist/candidates
 fi
 [ -x "$binary" ] || die "no executable at $binary"
 if [ -n "$baseline" ]; then

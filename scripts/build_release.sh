@@ -7,7 +7,9 @@
 # linked by cargo-zigbuild against glibc 2.34's symbol versions (zig comes from PyPI's
 # `ziglang` package, in a project venv). Writes dist/candidates and
 # dist/candidates.sha256, checks that no symbol needs a newer glibc, and prints the
-# binary's path on standard output. Honours CARGO_TARGET_DIR (default: target/).
+# binary's path on standard output. Built with Cargo.toml's `dist` profile (fat LTO, one
+# codegen unit: the shipped binary; `cargo run --release` stays quick to build), into
+# <target>/x86_64-unknown-linux-gnu/dist/. Honours CARGO_TARGET_DIR (default: target/).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -44,10 +46,10 @@ note "building candidates for $RUST_TARGET with glibc $GLIBC_VERSION (cargo-zigb
 started=$SECONDS
 (
   cd "$REPO_ROOT"
-  CARGO_TARGET_DIR=$target_dir cargo zigbuild --release --locked \
+  CARGO_TARGET_DIR=$target_dir cargo zigbuild --profile dist --locked \
     -p candidates --bin candidates --target "$RUST_TARGET.$GLIBC_VERSION"
 )
-built=$target_dir/$RUST_TARGET/release/candidates
+built=$target_dir/$RUST_TARGET/dist/candidates
 [ -x "$built" ] || die "cargo zigbuild finished but $built is missing"
 
 needed=$(highest_glibc "$built")

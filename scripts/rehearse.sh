@@ -30,8 +30,8 @@
 #                     schedules' time zone), ...T05:30Z or ...T06:30[Europe/Paris]; default:
 #                     the CSV's first date, else now
 #   --instance-rps N  requests per second one instance serves at 100 % CPU; default:
-#                     calibrated on the release binary (dist/candidates, else
-#                     target/release/candidates, else built), cached per binary
+#                     calibrated on the shipped binary (dist/candidates, else
+#                     target/dist/candidates, else built), cached per binary
 #   --calibrate-from FILE  a real run's samples.csv (loadtest.sh against the deployed group):
 #                     the rps per instance at 100 % CPU fitted from its CPU and traffic,
 #                     instead of --instance-rps or a calibration
@@ -182,18 +182,19 @@ if [ -n "$cloudwatch_env" ]; then
   args+=(--load-csv "$out/cloudwatch-load.csv" --compare "$compare")
 fi
 
-# service_binary: the release binary the AMI ships, to calibrate against.
+# service_binary: the binary the AMI ships (Cargo.toml's dist profile), to calibrate
+# against.
 service_binary() {
   local candidate
-  for candidate in "$REPO_ROOT/dist/candidates" "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/candidates"; do
+  for candidate in "$REPO_ROOT/dist/candidates" "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/dist/candidates"; do
     if [ -x "$candidate" ]; then
       printf '%s\n' "$candidate"
       return 0
     fi
   done
-  note "no release binary in dist/ or target/release/: building one (cargo build --release -p candidates)"
-  (cd "$REPO_ROOT" && cargo build --quiet --release -p candidates --bin candidates) >&2 || return 1
-  printf '%s\n' "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/candidates"
+  note "no shipped binary in dist/ or target/dist/: building one (cargo build --profile dist -p candidates)"
+  (cd "$REPO_ROOT" && cargo build --quiet --profile dist -p candidates --bin candidates) >&2 || return 1
+  printf '%s\n' "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/dist/candidates"
 }
 
 cache_dir=${REHEARSAL_CACHE_DIR:-$TOOLS_DIR/rehearsal}
@@ -210,7 +211,7 @@ if [ -z "$instance_rps" ] && [ -z "$calibrate_from" ]; then
 elif [ -n "$calibrate_from" ]; then
   # A fit from a real run needs no calibration; a cached one lets the rehearsal say what
   # the fit means as a vcpu_speed.
-  for binary in "$REPO_ROOT/dist/candidates" "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/candidates"; do
+  for binary in "$REPO_ROOT/dist/candidates" "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/dist/candidates"; do
     [ -x "$binary" ] || continue
     if [ -f "$cache_dir/calibration-$(sha256sum "$binary" | cut -d' ' -f1).json" ]; then
       args+=(--service-binary "$binary" --cache-dir "$cache_dir")

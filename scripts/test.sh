@@ -129,7 +129,10 @@ main() {
   local selection=()
   if [ "$(id -u)" -ne 0 ]; then
     selection=(-E "not test(=$CONTAINER_TEST)")
-    printf '\nWARNING: NOT RUN: %s (the systemd unit under real systemd) needs root for systemd-nspawn; run the suite with sudo, or sudo scripts/check_unit_in_container.sh\n\n' "$CONTAINER_TEST" >&2
+    # Set apart by blank lines: a test left out must not scroll by unseen.
+    printf '\n' >&2
+    note "NOT RUN: $CONTAINER_TEST (the systemd unit under real systemd) needs root for systemd-nspawn; run the suite with sudo, or sudo scripts/check_unit_in_container.sh"
+    printf '\n' >&2
   else
     ensure_apt_package systemd-container systemd-nspawn
   fi

@@ -7,7 +7,7 @@ mod common;
 use common::{Files, repo_root, try_rehearse, validation_messages};
 use rehearsal::assumptions::Assumptions;
 use rehearsal::error::Error;
-use rehearsal::model::{self, Scaling};
+use rehearsal::model::{self, Scaling, TrackedMetric};
 use rehearsal::variables::{self, Assignment};
 
 fn group_with(assignments: &[Assignment]) -> Result<model::Read, Error> {
@@ -60,7 +60,25 @@ fn the_group_comes_from_the_variables_defaults() {
             assert_eq!(out.steps.last().and_then(|s| s.upper), None);
             assert_eq!(group.alarms, 2, "the step policies' two alarms");
         }
-        (Scaling::TargetTracking { .. }, Some("target_tracking")) => {}
+        (Scaling::TargetTracking { policies }, Some("target_tracking")) => {
+            let target = |metric: TrackedMetric| {
+                policies
+                    .iter()
+                    .find(|p| p.metric == metric)
+                    .map(|p| p.target)
+            };
+            assert_eq!(target(TrackedMetric::Cpu), number("target_cpu_percent"));
+            // The second policy exists exactly when its variable is set (null: CPU only).
+            assert_eq!(
+                target(TrackedMetric::RequestsPerTarget),
+                number("target_requests_per_instance")
+            );
+            assert_eq!(
+                group.alarms,
+                2 * policies.len(),
+                "two alarms per tracking policy"
+            );
+        }
         (scaling, mode) => panic!("{mode:?} read as {scaling:?}"),
     }
     // What the bill needs, read from the module too.

@@ -19,14 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
 use candidates::candidate::CandidateName;
 use candidates::store::{
-    LIST_INDEX, LIST_SHARD_ATTRIBUTE, PARTITION_KEY, StoreTimeouts, get_request, put_request,
-    sdk_config,
+    StoreTimeouts, create_table_request, get_request, put_request, sdk_config,
 };
 
 fn main() {
@@ -109,41 +104,9 @@ fn candidate(name: &str) -> CandidateName {
     CandidateName::parse(name).unwrap_or_else(|err| panic!("'{name}': {err}"))
 }
 
-/// The table as `infra/` declares it (the test suite's moto helper creates the same).
+/// The table as `infra/` declares it (the test suite's moto helper sends the same request).
 async fn create_table(client: &Client, table: &str) {
-    let key = |name: &str, key_type| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-            .expect("key schema")
-    };
-    let attribute = |name: &str, kind| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(kind)
-            .build()
-            .expect("attribute")
-    };
-    let index = GlobalSecondaryIndex::builder()
-        .index_name(LIST_INDEX)
-        .key_schema(key(LIST_SHARD_ATTRIBUTE, KeyType::Hash))
-        .key_schema(key(PARTITION_KEY, KeyType::Range))
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::KeysOnly)
-                .build(),
-        )
-        .build()
-        .expect("index");
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute(PARTITION_KEY, ScalarAttributeType::S))
-        .attribute_definitions(attribute(LIST_SHARD_ATTRIBUTE, ScalarAttributeType::N))
-        .key_schema(key(PARTITION_KEY, KeyType::Hash))
-        .global_secondary_indexes(index)
+    create_table_request(client, table)
         .send()
         .await
         .unwrap_or_else(|err| panic!("CreateTable {table}: {err:?}"));

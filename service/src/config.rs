@@ -50,7 +50,7 @@ pub const MAX_REQUEST_TIMEOUT_SECS: u32 = STOP_TIMEOUT_SECS - 2;
 )]
 pub struct Config {
     /// Address and port to listen on (port 0 picks a free one and logs it).
-    #[arg(long, env = "CANDIDATES_LISTEN", value_name = "ADDR", default_value = "0.0.0.0:8000",
+    #[arg(long, env = "CANDIDATES_LISTEN", value_name = "ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
           value_parser = named::<SocketAddr>("CANDIDATES_LISTEN", "an address and port such as 0.0.0.0:8000"))]
     pub listen: SocketAddr,
 

@@ -19,6 +19,7 @@ use self::json_lines::JsonLines;
 use self::log_writer::LogWriter;
 pub use self::log_writer::{DEFAULT_MAX_BUFFERED, LogGuard};
 use crate::config::LogFormat;
+use crate::store::SQLITE_MAX_BATCH;
 
 /// `RUST_LOG` overrides this. The AWS SDK is chatty at info level about credentials.
 const DEFAULT_LOG_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn";
@@ -28,8 +29,22 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Inserts per SQLite transaction (group commit), from one to its maximum (512).
-const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+/// Inserts per SQLite transaction (group commit): the powers of two from one to its
+/// maximum.
+const BATCH_SIZE_BUCKETS: [f64; SQLITE_MAX_BATCH.ilog2() as usize + 1] = powers_of_two();
+
+// The last bucket is the maximum itself.
+const _: () = assert!(SQLITE_MAX_BATCH.is_power_of_two());
+
+const fn powers_of_two<const N: usize>() -> [f64; N] {
+    let mut buckets = [0.0; N];
+    let mut i = 0;
+    while i < N {
+        buckets[i] = (1u64 << i) as f64;
+        i += 1;
+    }
+    buckets
+}
 
 /// JSON lines when asked, or when nobody is watching a terminal (systemd's journal,
 /// a pipe, a file); human-readable lines otherwise; at most `buffer_bytes` of them
@@ -70,7 +85,7 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .expect("latency buckets are not empty")
                 .set_buckets_for_metric(
                     Matcher::Full("sqlite_write_batch_size".to_owned()),
-                    BATCH_SIZE_BUCKETS,
+                    &BATCH_SIZE_BUCKETS,
                 )
                 .expect("batch size buckets are not empty")
                 .build_recorder();

@@ -106,6 +106,11 @@ pub struct Module {
 }
 
 impl Module {
+    /// The Terraform root module in `infra/`: every top-level block of its `.tf` files.
+    pub fn infra() -> Self {
+        Self::terraform(&crate::infra_dir())
+    }
+
     /// The Terraform root module in `dir` (its `.tf` files; Terraform reads no subfolder).
     pub fn terraform(dir: &Path) -> Self {
         Self::load(dir, ".tf")

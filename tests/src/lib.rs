@@ -28,6 +28,11 @@ pub fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
+/// The Terraform root module's folder, `infra/`.
+pub fn infra_dir() -> PathBuf {
+    repo_root().join("infra")
+}
+
 /// The project-local tools folder that `./scripts/test.sh` fills: `CANDIDATES_TOOLS_DIR`,
 /// else `.tools` in the repository (as `scripts/lib/common.sh` chooses it).
 pub fn tools_dir() -> PathBuf {

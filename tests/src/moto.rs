@@ -9,12 +9,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use candidates::store::{LIST_INDEX, LIST_SHARD_ATTRIBUTE, PARTITION_KEY};
+use candidates::store::create_table_request;
 use tokio::process::{Child, Command};
 
 pub const REGION: &str = "us-east-1";
@@ -283,39 +279,7 @@ impl Moto {
 
     /// Creates the candidates table as `infra/` declares it: partition key, sorted index.
     pub async fn create_table(&self, table: &str) {
-        let key = |name: &str, key_type| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(key_type)
-                .build()
-                .expect("key schema")
-        };
-        let attribute = |name: &str, kind| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(kind)
-                .build()
-                .expect("attribute")
-        };
-        let index = GlobalSecondaryIndex::builder()
-            .index_name(LIST_INDEX)
-            .key_schema(key(LIST_SHARD_ATTRIBUTE, KeyType::Hash))
-            .key_schema(key(PARTITION_KEY, KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::KeysOnly)
-                    .build(),
-            )
-            .build()
-            .expect("index");
-        self.dynamodb()
-            .create_table()
-            .table_name(table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attribute(PARTITION_KEY, ScalarAttributeType::S))
-            .attribute_definitions(attribute(LIST_SHARD_ATTRIBUTE, ScalarAttributeType::N))
-            .key_schema(key(PARTITION_KEY, KeyType::Hash))
-            .global_secondary_indexes(index)
+        create_table_request(&self.dynamodb(), table)
             .send()
             .await
             .unwrap_or_else(|err| panic!("create table {table}: {err:?}"));

@@ -132,6 +132,10 @@ impl RawConnection {
 
     async fn read_response(&mut self) -> RawResponse {
         let mut response = self.read_head().await;
+        // An interim answer (`100 Continue`) has no body: the final one follows.
+        if (100..200).contains(&response.status) {
+            return response;
+        }
         if response
             .header("transfer-encoding")
             .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))

@@ -29,6 +29,14 @@ pub fn binary() -> PathBuf {
     path
 }
 
+/// The request timeout of [`ServiceBuilder::patient`]: six times the default, and room
+/// for a drain of up to 28 s under the stop rule (drain + timeout + 1 s < 90 s).
+pub const PATIENT_REQUEST_TIMEOUT_SECS: u64 = 60;
+
+/// How long a start may take before the test gives up: a debug build starting on a
+/// machine busy with other work is slow, and a start that fails says so at once.
+const START_LIMIT: Duration = Duration::from_secs(60);
+
 /// How to start the service: environment and arguments, reusable for a restart.
 #[derive(Debug, Clone)]
 pub struct ServiceBuilder {
@@ -86,6 +94,19 @@ impl ServiceBuilder {
         self
     }
 
+    /// A long request timeout ([`PATIENT_REQUEST_TIMEOUT_SECS`]), for a test whose point
+    /// is not how fast the store answers: many requests at once against moto or SQLite, on
+    /// a machine busy with other work (a shared CI runner), may take seconds where they
+    /// normally take milliseconds, and must not then be answered 503 for running out of
+    /// time. The DynamoDB client's attempts lengthen with it (a third of the store's time
+    /// each). Tests of the timeout itself set their own.
+    pub fn patient(self) -> Self {
+        self.env(
+            "CANDIDATES_REQUEST_TIMEOUT_SECS",
+            PATIENT_REQUEST_TIMEOUT_SECS,
+        )
+    }
+
     pub fn without_env(mut self, key: &str) -> Self {
         self.env.remove(key);
         self
@@ -137,7 +158,7 @@ impl ServiceBuilder {
         let stderr = child.stderr.take().expect("piped stderr");
         tokio::spawn(collect_logs(stderr, Arc::clone(&logs), None, read_gate));
 
-        let addr = match tokio::time::timeout(Duration::from_secs(15), addr_rx).await {
+        let addr = match tokio::time::timeout(START_LIMIT, addr_rx).await {
             Ok(Ok(addr)) => addr,
             _ => {
                 let exited = child.try_wait().ok().flatten();
@@ -266,6 +287,15 @@ impl Service {
             .await
             .unwrap_or_else(|err| panic!("{method} {path_and_query}: {err}"))
             .status()
+    }
+
+    /// A value from `/metrics`: the first line that starts with `series` (a name, with its
+    /// labels if it has any), as a whole number; 0 when the series does not exist yet.
+    pub async fn metric(&self, series: &str) -> u64 {
+        let text = self.get("/metrics").await.text().await.expect("metrics");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .map_or(0, |value| value as u64)
     }
 
     pub fn pid(&self) -> u32 {

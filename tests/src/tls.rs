@@ -91,7 +91,7 @@ impl TlsFront {
             .spawn()
             .expect("start socat");
         let address = format!("127.0.0.1:{port}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(&address).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,

@@ -11,13 +11,10 @@ use serde_json::Value;
 
 const GTG: &[u8] = b"GET /gtg HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
-/// A count from `/metrics`, 0 when the series does not exist yet.
-async fn metric(svc: &blackbox::Service, series: &str) -> u64 {
-    let text = svc.get("/metrics").await.text().await.expect("metrics");
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
-        .map_or(0, |value| value as u64)
-}
+/// How long a test waits for what must happen (an answer, a close): a right answer
+/// comes long before, so the bound only decides how late a wrong one is reported, and
+/// a machine busy with other work must not turn slowness into a failure.
+const UPPER_BOUND: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
@@ -37,22 +34,19 @@ async fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        trickle.closed_within(Duration::from_secs(5)).await
+        trickle.closed_within(UPPER_BOUND).await
     };
     let (half_closed, silent_closed, trickle_closed) = tokio::join!(
-        half_line.closed_within(Duration::from_secs(5)),
-        silent.closed_within(Duration::from_secs(5)),
+        half_line.closed_within(UPPER_BOUND),
+        silent.closed_within(UPPER_BOUND),
         trickling
     );
     assert!(half_closed, "a half request line stays open");
     assert!(silent_closed, "a connection that never sends stays open");
     assert!(trickle_closed, "a head trickling in stays open");
     assert!(
-        metric(
-            &svc,
-            r#"http_connections_closed_total{reason="header_timeout"}"#
-        )
-        .await
+        svc.metric(r#"http_connections_closed_total{reason="header_timeout"}"#)
+            .await
             >= 3
     );
 }
@@ -60,53 +54,50 @@ async fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_keep_alive_connection_outlives_the_header_timeout_until_the_idle_timeout() {
     let svc = ServiceBuilder::memory()
+        // The keep-alive timeout is ten times the header timeout, so that a stalled
+        // machine cannot blur the two: a close well before 10 s is the header timeout's.
         .env("CANDIDATES_HEADER_READ_TIMEOUT_SECS", 1)
-        .env("CANDIDATES_KEEPALIVE_TIMEOUT_SECS", 4)
+        .env("CANDIDATES_KEEPALIVE_TIMEOUT_SECS", 10)
         .start()
         .await;
     let mut connection = RawConnection::open(svc.addr).await;
     connection.send(GTG).await.expect("send");
-    assert_eq!(
-        connection.response(Duration::from_secs(5)).await.status,
-        200
-    );
+    assert_eq!(connection.response(UPPER_BOUND).await.status, 200);
     // Idle for twice the header timeout: a load balancer's pooled connection must stay.
     tokio::time::sleep(Duration::from_secs(2)).await;
     connection
         .send(GTG)
         .await
         .expect("reuse after an idle spell");
-    assert_eq!(
-        connection.response(Duration::from_secs(5)).await.status,
-        200
-    );
-    // Once a request head has begun, the header timeout applies again.
+    assert_eq!(connection.response(UPPER_BOUND).await.status, 200);
+    // Once a request head has begun, the header timeout applies again: the close comes
+    // long before the keep-alive timeout would, and is counted as the header timeout's.
+    let header_timeouts = r#"http_connections_closed_total{reason="header_timeout"}"#;
+    let before = svc.metric(header_timeouts).await;
     connection
         .send(b"GET /gtg HTTP/1.1\r\n")
         .await
         .expect("send");
     let started = Instant::now();
-    assert!(connection.closed_within(Duration::from_secs(3)).await);
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(connection.closed_within(Duration::from_secs(8)).await);
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert_eq!(svc.metric(header_timeouts).await, before + 1);
 
     // Idle past the keep-alive timeout: closed.
     let mut idle = RawConnection::open(svc.addr).await;
     idle.send(GTG).await.expect("send");
-    assert_eq!(idle.response(Duration::from_secs(5)).await.status, 200);
+    assert_eq!(idle.response(UPPER_BOUND).await.status, 200);
     assert!(
         !idle.closed_within(Duration::from_secs(2)).await,
         "closed too early"
     );
     assert!(
-        idle.closed_within(Duration::from_secs(6)).await,
+        idle.closed_within(Duration::from_secs(30)).await,
         "never closed"
     );
     assert!(
-        metric(
-            &svc,
-            r#"http_connections_closed_total{reason="idle_timeout"}"#
-        )
-        .await
+        svc.metric(r#"http_connections_closed_total{reason="idle_timeout"}"#)
+            .await
             >= 1
     );
 }
@@ -127,7 +118,7 @@ async fn half_sent_heads_cannot_exhaust_file_descriptors() {
         holders.push(connection);
     }
     // The health check gets through once the header timeout has freed the descriptors.
-    let status = eventually("/gtg to answer", Duration::from_secs(20), || async {
+    let status = eventually("/gtg to answer", Duration::from_secs(60), || async {
         let mut connection = RawConnection::open(svc.addr).await;
         connection.send(GTG).await.ok()?;
         let response = tokio::time::timeout(
@@ -145,8 +136,10 @@ async fn half_sent_heads_cannot_exhaust_file_descriptors() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_closes_idle_and_half_sent_connections_at_once() {
+    // The in-flight limit (request timeout + 1 s) is twice what the test waits, so a
+    // stop that waited for it fails, and a slow stop that did not passes.
     let mut svc = ServiceBuilder::memory()
-        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 30)
+        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 60)
         .start()
         .await;
     let mut connections = Vec::new();
@@ -159,21 +152,18 @@ async fn sigterm_closes_idle_and_half_sent_connections_at_once() {
                 .expect("send");
         } else {
             connection.send(GTG).await.expect("send");
-            assert_eq!(
-                connection.response(Duration::from_secs(5)).await.status,
-                200
-            );
+            assert_eq!(connection.response(UPPER_BOUND).await.status, 200);
         }
         connections.push(connection);
     }
     let started = Instant::now();
     svc.signal("TERM");
-    // Waiting for the in-flight limit (the request timeout, 30 s) would fail this.
-    let exit = svc.wait(Duration::from_secs(10)).await;
+    // Waiting for the in-flight limit (the request timeout, 60 s) would fail this.
+    let exit = svc.wait(Duration::from_secs(30)).await;
     assert_eq!(exit.code(), Some(0), "{}", svc.raw_logs());
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(started.elapsed() < Duration::from_secs(30));
     for connection in &mut connections {
-        assert!(connection.closed_within(Duration::from_secs(1)).await);
+        assert!(connection.closed_within(Duration::from_secs(5)).await);
     }
 }
 
@@ -186,18 +176,18 @@ async fn sigterm_still_finishes_a_request_in_flight_on_a_kept_alive_connection()
         .await;
     let mut connection = RawConnection::open(svc.addr).await;
     connection.send(GTG).await.expect("send");
-    assert_eq!(
-        connection.response(Duration::from_secs(5)).await.status,
-        200
-    );
+    assert_eq!(connection.response(UPPER_BOUND).await.status, 200);
+    // Still hashing when the signal comes on an idle machine (the test signals as soon
+    // as the worker is busy). The workers run at nice 10: under a load of 15 on two cores
+    // 2M iterations took a minute, all of the request timeout; a quarter leaves room.
     connection
-        .send(b"GET /computation?seed=late&iterations=2000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .send(b"GET /computation?seed=late&iterations=500000 HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .expect("send");
     eventually(
         "the computation to start",
-        Duration::from_secs(10),
-        || async { (metric(&svc, "computation_busy_workers").await == 1).then_some(()) },
+        Duration::from_secs(30),
+        || async { (svc.metric("computation_busy_workers").await == 1).then_some(()) },
     )
     .await;
     svc.signal("TERM");
@@ -205,11 +195,11 @@ async fn sigterm_still_finishes_a_request_in_flight_on_a_kept_alive_connection()
     assert_eq!(response.status, 200);
     assert_eq!(
         response.json()["hash"],
-        blackbox::reference_chain("late", 2_000_000)
+        blackbox::reference_chain("late", 500_000)
     );
     // The connection is not kept for another request.
-    assert!(connection.closed_within(Duration::from_secs(5)).await);
-    assert_eq!(svc.wait(Duration::from_secs(10)).await.code(), Some(0));
+    assert!(connection.closed_within(UPPER_BOUND).await);
+    assert_eq!(svc.wait(Duration::from_secs(30)).await.code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -323,10 +313,7 @@ async fn requests_hyper_refuses_get_the_bare_answers_the_readme_lists() {
         assert_eq!(response.status, status, "{row}");
         assert!(response.body.is_empty(), "{row}: a bare answer has no body");
         assert_eq!(response.header("x-request-id"), None, "{row}");
-        assert!(
-            connection.closed_within(Duration::from_secs(5)).await,
-            "{row}: closed"
-        );
+        assert!(connection.closed_within(UPPER_BOUND).await, "{row}: closed");
     }
     // Just under the limits, the router answers as usual.
     let mut request = b"GET /gtg HTTP/1.1\r\nHost: x\r\n".to_vec();
@@ -348,7 +335,7 @@ async fn http2_prior_knowledge_is_refused_and_the_service_goes_on() {
         let _ = connection
             .send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
             .await;
-        assert!(connection.closed_within(Duration::from_secs(5)).await);
+        assert!(connection.closed_within(UPPER_BOUND).await);
     }
     assert_eq!(svc.get("/gtg").await.status(), StatusCode::OK);
     svc.settle_logs().await;
@@ -404,11 +391,8 @@ async fn a_request_body_trickling_in_past_the_request_timeout_is_408() {
         StatusCode::NOT_FOUND
     );
     assert!(
-        metric(
-            &svc,
-            r#"http_requests_total{method="POST",route="/candidate/{name}",status="408"}"#
-        )
-        .await
+        svc.metric(r#"http_requests_total{method="POST",route="/candidate/{name}",status="408"}"#)
+            .await
             == 1
     );
 }
@@ -436,10 +420,14 @@ async fn an_idle_connection_flood_cannot_keep_the_health_check_out() {
         idle.push(connection);
     }
     assert_eq!(exchange(svc.addr, GTG).await.status, 200);
-    let max = metric(&svc, "http_connections_max").await;
+    let max = svc.metric("http_connections_max").await;
     assert_eq!(max, 128 - 64, "fitted under the open-file limit");
-    assert!(metric(&svc, "http_connections_open").await <= max);
-    assert!(metric(&svc, r#"http_connections_closed_total{reason="evicted"}"#).await >= 200 - max,);
+    assert!(svc.metric("http_connections_open").await <= max);
+    assert!(
+        svc.metric(r#"http_connections_closed_total{reason="evicted"}"#)
+            .await
+            >= 200 - max,
+    );
     // The evicted connections were closed, the newest are still served.
     let mut last = idle.pop().expect("a connection");
     last.send(GTG).await.expect("send");

@@ -6,7 +6,6 @@
 //! alone fails here. Nothing here talks to AWS.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -14,17 +13,8 @@ use blackbox::hcl_files::{
     Module, attr, boolean, expect_reference, nested, number, object_get, required, single, strings,
     template_text,
 };
-use blackbox::{repo_root, systemd_unit};
+use blackbox::{infra_dir, repo_root, systemd_unit};
 use hcl::expr::{Expression, ObjectKey};
-
-fn infra_dir() -> PathBuf {
-    repo_root().join("infra")
-}
-
-/// The Terraform root module in `infra/`.
-fn infra() -> Module {
-    Module::terraform(&infra_dir())
-}
 
 fn app_port() -> f64 {
     f64::from(candidates::config::DEFAULT_PORT)
@@ -39,7 +29,7 @@ fn app_port() -> f64 {
 /// instances admit that port.
 #[test]
 fn the_target_group_checks_the_service_health_path_on_its_port() {
-    let infra = infra();
+    let infra = Module::infra();
     let group = infra.resource("aws_lb_target_group", "this");
     assert_eq!(
         infra.number(required(group, "port")),
@@ -73,7 +63,7 @@ fn the_target_group_checks_the_service_health_path_on_its_port() {
 
 #[test]
 fn instance_role_grants_exactly_the_service_dynamodb_actions() {
-    let infra = infra();
+    let infra = Module::infra();
     let document = infra.data("aws_iam_policy_document", "candidates_table");
     let statements = nested(document, "statement");
     assert!(
@@ -191,7 +181,7 @@ fn instance_role_grants_exactly_the_service_dynamodb_actions() {
 fn dynamodb_table_matches_the_store() {
     use candidates::store::{LIST_INDEX, LIST_SHARD_ATTRIBUTE, PARTITION_KEY};
 
-    let infra = infra();
+    let infra = Module::infra();
     let table = infra.resource("aws_dynamodb_table", "candidates");
     assert_eq!(infra.string(required(table, "hash_key")), PARTITION_KEY);
     assert!(
@@ -344,7 +334,7 @@ fn render_user_data(infra: &Module) -> (String, BTreeMap<String, String>) {
 
 #[test]
 fn user_data_writes_the_service_environment_file() {
-    let infra = infra();
+    let infra = Module::infra();
     let env_file = infra.string(infra.local("env_file_path"));
     assert_eq!(env_file, "/etc/candidates/candidates.env");
     let (script, values) = render_user_data(&infra);
@@ -522,7 +512,7 @@ fn the_log_file_the_unit_writes_is_the_one_shipped_and_rotated_into_the_environm
             .contains("\"$staging/cloudwatch-agent.json\" \"$CONFIG_DIR/cloudwatch-agent.json\"")
     );
 
-    let infra = infra();
+    let infra = Module::infra();
     let (script, values) = render_user_data(&infra);
     assert_eq!(
         values.get("log_group_name").map(String::as_str),
@@ -557,7 +547,7 @@ fn the_log_file_the_unit_writes_is_the_one_shipped_and_rotated_into_the_environm
 /// HTTP/1.1 only, which is the target group's protocol version.
 #[test]
 fn the_service_outlasts_the_load_balancers_idle_connections_and_speaks_its_protocol() {
-    let infra = infra();
+    let infra = Module::infra();
     let alb = infra.resource("aws_lb", "this");
     let idle_timeout = infra.number(required(alb, "idle_timeout"));
     let keep_alive = f64::from(candidates::config::DEFAULT_KEEPALIVE_TIMEOUT_SECS);
@@ -577,7 +567,7 @@ fn the_service_outlasts_the_load_balancers_idle_connections_and_speaks_its_proto
 
 #[test]
 fn drain_deregistration_and_timeouts_fit_together() {
-    let infra = infra();
+    let infra = Module::infra();
     let drain = infra.default_number("shutdown_drain_secs");
     let deregistration = infra.default_number("deregistration_delay_secs");
     let request_timeout = infra.default_number("request_timeout_secs");
@@ -656,7 +646,7 @@ fn the_project_name_defaults_agree_across_scripts_packer_and_terraform() {
         ".pkr.hcl",
         "project",
     );
-    let terraform = blackbox::hcl_files::variable_default(&repo_root().join("infra"), "project");
+    let terraform = blackbox::hcl_files::variable_default(&infra_dir(), "project");
     assert_eq!(
         packer,
         serde_json::json!(scripts),

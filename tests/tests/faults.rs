@@ -4,10 +4,16 @@
 use std::time::Duration;
 
 use blackbox::imds::FakeImds;
+use blackbox::raw::RawConnection;
 use blackbox::{Moto, Service, ServiceBuilder, encode_segment, eventually, free_port};
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::Value;
+
+/// How long a test waits for what must happen (an answer, a log line): a right answer
+/// comes long before, so the bound only decides how late a wrong one is reported, and a
+/// machine busy with other work must not turn slowness into a failure.
+const UPPER_BOUND: Duration = Duration::from_secs(20);
 
 /// One field of `/gtg?details`.
 async fn detail(svc: &Service, key: &str) -> String {
@@ -27,7 +33,7 @@ async fn connected(svc: &Service) -> String {
 async fn connected_becomes(svc: &Service, expected: &str) {
     eventually(
         &format!("?details to say connected: {expected}"),
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || async { (connected(svc).await == expected).then_some(()) },
     )
     .await;
@@ -44,10 +50,10 @@ async fn assert_store_calls_fail_fast(svc: &Service, request_timeout: Duration) 
             "GET" => svc.client().get(svc.url(path)),
             _ => svc.client().post(svc.url(path)),
         };
-        // The contract is an answer within the request timeout (plus a second of slack
-        // for the machine), so that is as long as the client waits.
+        // The contract is an answer within the request timeout, so that is as long as
+        // the client waits, plus slack for a busy machine (a hang still shows).
         let response = request
-            .timeout(request_timeout + Duration::from_secs(1))
+            .timeout(request_timeout + Duration::from_secs(5))
             .send()
             .await
             .unwrap_or_else(|err| panic!("{method} {path}: no answer within the timeout: {err}"));
@@ -117,7 +123,7 @@ async fn a_store_that_is_down_at_start_does_not_stop_the_service() {
     moto.create_table(table).await;
     eventually(
         "the store to become usable",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || async { (svc.post("/candidate/late").await.status() == StatusCode::OK).then_some(()) },
     )
     .await;
@@ -146,44 +152,34 @@ async fn a_sqlite_database_that_cannot_be_opened_heals_once_fixed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_finishes_in_flight_requests_and_exits_zero() {
-    let drain = Duration::from_secs(1);
+    // The test, not a clock, says when each step happens, so that how fast the machine
+    // is cannot change the verdict: the requests in flight are POSTs whose bodies the test
+    // holds back until the listener has closed (they are in flight then, however fast the
+    // service is), and a second signal ends the drain once the test has seen it serve.
+    // The drain is long enough never to end by itself first; the request timeout is the
+    // longest the stop rule leaves beside it. (A computation in flight at a stop, on a
+    // kept-alive connection: connections.rs.)
     let mut svc = ServiceBuilder::memory()
-        .env("CANDIDATES_SHUTDOWN_DRAIN_SECS", drain.as_secs())
-        .env("CANDIDATES_COMPUTATION_WORKERS", 2)
-        .env("CANDIDATES_COMPUTATION_MAX_ITERATIONS", 10_000_000)
-        .env("CANDIDATES_REQUEST_TIMEOUT_SECS", 60)
+        .patient()
+        .env("CANDIDATES_SHUTDOWN_DRAIN_SECS", 28)
         .start()
         .await;
     let base = svc.base_url();
-    // Computations of a few seconds: still running when the listener closes. The workers
-    // run at nice 10, so on a machine busy with other work they may take much longer: the
-    // client waits as long as the service would (its request timeout), not its usual 60 s.
-    let in_flight: Vec<_> = (0..2)
-        .map(|i| {
-            let url = format!("{base}/computation?seed=drain{i}&iterations=3000000");
-            let client = svc.client().clone();
-            tokio::spawn(async move {
-                client
-                    .get(url)
-                    .timeout(Duration::from_secs(120))
-                    .send()
-                    .await
-                    .map(|r| r.status())
-            })
-        })
-        .collect();
-    eventually(
-        "the computations to start",
-        Duration::from_secs(10),
-        || async {
-            let metrics = svc.get("/metrics").await.text().await.ok()?;
-            metrics.contains("computation_busy_workers 2").then_some(())
-        },
-    )
-    .await;
+    let mut in_flight = Vec::new();
+    for i in 0..2 {
+        let mut connection = RawConnection::open(svc.addr).await;
+        let head = format!(
+            "POST /candidate/in-flight-{i} HTTP/1.1\r\nHost: x\r\nX-Request-Id: in-flight-{i}\r\n\
+             Content-Length: 4\r\nExpect: 100-continue\r\n\r\n"
+        );
+        connection.send(head.as_bytes()).await.expect("send");
+        // The handler asks for the body: the request is in flight.
+        assert_eq!(connection.response(UPPER_BOUND).await.status, 100);
+        in_flight.push(connection);
+    }
 
     svc.signal("TERM");
-    eventually("/gtg to turn 503", Duration::from_secs(1), || async {
+    eventually("/gtg to turn 503", UPPER_BOUND, || async {
         (svc.get("/gtg").await.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(())
     })
     .await;
@@ -192,28 +188,39 @@ async fn sigterm_drains_finishes_in_flight_requests_and_exits_zero() {
         svc.post("/candidate/during-drain").await.status(),
         StatusCode::OK
     );
+    // The drain's end: the listener closes, the two requests are still in flight.
+    svc.signal("INT");
+    let closed_message = "listener closed; finishing in-flight requests";
+    eventually("the listener to close", UPPER_BOUND, || async {
+        svc.logs()
+            .iter()
+            .any(|e| e["message"] == closed_message)
+            .then_some(())
+    })
+    .await;
 
-    for request in in_flight {
-        let status = request
-            .await
-            .expect("task")
-            .expect("the in-flight request completes");
-        assert_eq!(status, StatusCode::OK);
+    for connection in &mut in_flight {
+        connection.send(b"body").await.expect("send the body");
+        assert_eq!(connection.response(UPPER_BOUND).await.status, 200);
     }
-    let exit = svc.wait(Duration::from_secs(30)).await;
+    let exit = svc.wait(Duration::from_secs(60)).await;
     assert_eq!(exit.code(), Some(0), "logs:\n{}", svc.raw_logs());
 
-    // The computations finished after the listener closed: shutdown waited for them.
+    // The requests finished after the listener closed: shutdown waited for them.
     let logs = svc.logs();
     let position = |pred: &dyn Fn(&Value) -> bool| logs.iter().position(pred);
-    let closed = position(&|e| e["message"] == "listener closed; finishing in-flight requests")
-        .expect("listener closed log");
-    let last_computation = logs
+    let closed = position(&|e| e["message"] == closed_message).expect("listener closed log");
+    let last_in_flight = logs
         .iter()
-        .rposition(|e| e["route"] == "/computation" && e["status"] == 200)
-        .expect("computations logged");
+        .rposition(|e| {
+            e["request_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("in-flight-"))
+                && e["status"] == 200
+        })
+        .expect("the in-flight requests logged");
     assert!(
-        closed < last_computation,
+        closed < last_in_flight,
         "in-flight requests should outlive the listener"
     );
     assert!(
@@ -233,12 +240,13 @@ async fn a_second_signal_ends_the_drain_early() {
         .start()
         .await;
     svc.signal("TERM");
-    eventually("draining", Duration::from_secs(2), || async {
+    eventually("draining", Duration::from_secs(10), || async {
         (svc.get("/gtg").await.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(())
     })
     .await;
     svc.signal("INT");
-    let exit = svc.wait(Duration::from_secs(15)).await;
+    // Well under the 60 s drain that the second signal cut short.
+    let exit = svc.wait(Duration::from_secs(30)).await;
     assert_eq!(exit.code(), Some(0));
 }
 
@@ -246,12 +254,13 @@ async fn a_second_signal_ends_the_drain_early() {
 async fn kill_9_after_acknowledged_writes_loses_none_of_them() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("candidates.db");
-    let builder = ServiceBuilder::sqlite(&db);
+    // 300 writes at once: slow on a busy machine, and that is not the point.
+    let builder = ServiceBuilder::sqlite(&db).patient();
     let mut svc = builder.start().await;
     let names: Vec<String> = (0..300).map(|i| format!("durable {i}")).collect();
     post_all_acknowledged(&svc, &names).await;
     svc.signal("KILL");
-    svc.wait(Duration::from_secs(10)).await;
+    svc.wait(Duration::from_secs(30)).await;
 
     let restarted = builder.start().await;
     let listed: Vec<Value> = restarted
@@ -422,14 +431,6 @@ async fn lock_database(db: &std::path::Path) -> tokio::process::Child {
     locker
 }
 
-/// A number from `/metrics`, 0 when the series does not exist yet.
-async fn metric(svc: &Service, series: &str) -> u64 {
-    let text = svc.get("/metrics").await.text().await.expect("metrics");
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
-        .map_or(0, |value| value as u64)
-}
-
 /// Group commit: writes that arrive while a transaction is being written wait for the
 /// next one and share it (one sync to disk for all), and none is acknowledged before the
 /// transaction that holds it has committed.
@@ -446,8 +447,8 @@ async fn concurrent_writes_share_one_transaction_and_wait_for_its_commit() {
         svc.post("/candidate/warm-up").await.status(),
         StatusCode::OK
     );
-    let batches = metric(&svc, "sqlite_write_batch_size_count").await;
-    let inserts = metric(&svc, "sqlite_write_batch_size_sum").await;
+    let batches = svc.metric("sqlite_write_batch_size_count").await;
+    let inserts = svc.metric("sqlite_write_batch_size_sum").await;
     assert_eq!((batches, inserts), (1, 1));
 
     let mut locker = lock_database(&db).await;
@@ -459,15 +460,15 @@ async fn concurrent_writes_share_one_transaction_and_wait_for_its_commit() {
     let first = post("first".to_owned());
     eventually(
         "the first write to wait for the lock in its transaction",
-        Duration::from_secs(10),
-        || async { (metric(&svc, "sqlite_writes_committing").await == 1).then_some(()) },
+        Duration::from_secs(30),
+        || async { (svc.metric("sqlite_writes_committing").await == 1).then_some(()) },
     )
     .await;
     let queued: Vec<_> = (0..20).map(|i| post(format!("queued {i}"))).collect();
     eventually(
         "20 writes to wait for the next transaction",
-        Duration::from_secs(10),
-        || async { (metric(&svc, "sqlite_writes_waiting").await == 20).then_some(()) },
+        Duration::from_secs(30),
+        || async { (svc.metric("sqlite_writes_waiting").await == 20).then_some(()) },
     )
     .await;
     assert!(
@@ -481,12 +482,12 @@ async fn concurrent_writes_share_one_transaction_and_wait_for_its_commit() {
         assert_eq!(write.await.expect("task").expect("answer"), StatusCode::OK);
     }
     assert_eq!(
-        metric(&svc, "sqlite_write_batch_size_count").await - batches,
+        svc.metric("sqlite_write_batch_size_count").await - batches,
         2,
         "one transaction for the first write, one for the 20 that waited"
     );
     assert_eq!(
-        metric(&svc, "sqlite_write_batch_size_sum").await - inserts,
+        svc.metric("sqlite_write_batch_size_sum").await - inserts,
         21
     );
     let listed: Vec<Value> = svc
@@ -527,7 +528,7 @@ async fn a_sqlite_database_locked_by_another_process_is_reported_degraded() {
     locker.kill().await.expect("kill the locker");
     eventually(
         "the store to be ok again",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         || async { (detail(&svc, "store").await == "ok").then_some(()) },
     )
     .await;
@@ -538,12 +539,13 @@ async fn a_sqlite_database_locked_by_another_process_is_reported_degraded() {
 async fn kill_9_after_acknowledged_writes_loses_none_of_them_on_dynamodb() {
     let moto = Moto::shared();
     let table = moto.new_table().await;
-    let builder = ServiceBuilder::dynamodb(&moto, &table);
+    // 200 writes at once to moto: slow on a busy machine, and that is not the point.
+    let builder = ServiceBuilder::dynamodb(&moto, &table).patient();
     let mut svc = builder.start().await;
     let names: Vec<String> = (0..200).map(|i| format!("durable {i}")).collect();
     post_all_acknowledged(&svc, &names).await;
     svc.signal("KILL");
-    svc.wait(Duration::from_secs(10)).await;
+    svc.wait(Duration::from_secs(30)).await;
 
     let restarted = builder.start().await;
     for name in &names {
@@ -574,7 +576,9 @@ async fn sigterm_with_keep_alive_clients_loses_no_acknowledged_write_on_dynamodb
 /// every request is served; after it, a request is either answered in full or refused
 /// without an answer (never cut); and every acknowledged write is there after restart.
 async fn sigterm_loses_no_acknowledged_write(builder: ServiceBuilder) {
-    let builder = builder.env("CANDIDATES_SHUTDOWN_DRAIN_SECS", 1);
+    // Writes slowed by a busy machine must not be answered 503 (the clients would
+    // panic): the point is what a stop does to them.
+    let builder = builder.patient().env("CANDIDATES_SHUTDOWN_DRAIN_SECS", 1);
     let mut svc = builder.start().await;
     let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let clients: Vec<_> = (0..8)
@@ -597,9 +601,15 @@ async fn sigterm_loses_no_acknowledged_write(builder: ServiceBuilder) {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The stop comes once enough writes are in, however long they took.
+    eventually(
+        "50 acknowledged writes",
+        Duration::from_secs(60),
+        || async { (acknowledged.lock().expect("lock").len() > 50).then_some(()) },
+    )
+    .await;
     svc.signal("TERM");
-    assert_eq!(svc.wait(Duration::from_secs(20)).await.code(), Some(0));
+    assert_eq!(svc.wait(Duration::from_secs(90)).await.code(), Some(0));
     for client in clients {
         client.await.expect("no client saw an error status");
     }
@@ -654,11 +664,9 @@ async fn a_store_outage_is_logged_in_aggregate() {
         }
     }
     let seconds = started.elapsed().as_secs();
-    let counted = metric(
-        &svc,
-        r#"store_errors_total{backend="sqlite",operation="get"}"#,
-    )
-    .await;
+    let counted = svc
+        .metric(r#"store_errors_total{backend="sqlite",operation="get"}"#)
+        .await;
     assert_eq!(counted, 400, "every failure counted");
     // The tail is written by the once-a-second flush.
     let lines = eventually(
@@ -744,11 +752,9 @@ async fn details_probe_the_write_lock_at_most_once_a_second() {
     }
     let seconds = started.elapsed().as_secs();
     assert!(states.iter().all(|s| s == "degraded"), "{states:?}");
-    let probes = metric(
-        &svc,
-        r#"store_errors_total{backend="sqlite",operation="ping_write"}"#,
-    )
-    .await;
+    let probes = svc
+        .metric(r#"store_errors_total{backend="sqlite",operation="ping_write"}"#)
+        .await;
     assert!(
         probes >= 1 && probes <= seconds + 2,
         "{probes} probes of the write lock in about {seconds} s"

@@ -8,24 +8,14 @@
 //! defaults, so a test reads the values a default `terraform apply` would use.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::Command;
 
 use blackbox::hcl_files::{
     Module, attr, boolean, expect_reference, files_under, nested, number, object_get, parse,
     references, required, single, strings, template_text,
 };
-use blackbox::repo_root;
+use blackbox::infra_dir;
 use hcl::expr::{Expression, ObjectKey};
-
-fn infra_dir() -> PathBuf {
-    repo_root().join("infra")
-}
-
-/// The root module: every top-level block of every `.tf` file in `infra/`.
-fn infra() -> Module {
-    Module::terraform(&infra_dir())
-}
 
 #[test]
 fn every_terraform_file_parses() {
@@ -50,7 +40,7 @@ fn every_terraform_file_parses() {
         assert!(body.iter().next().is_some(), "{} is empty", path.display());
     }
 
-    let infra = infra();
+    let infra = Module::infra();
     let terraform = infra.one("terraform", &[]);
     assert_eq!(
         infra.string(required(terraform, "required_version")),
@@ -71,7 +61,7 @@ fn every_terraform_file_parses() {
 /// service's: `cross_layer.rs`.)
 #[test]
 fn target_group_health_check_is_quick_and_the_group_follows_it() {
-    let infra = infra();
+    let infra = Module::infra();
     let group = infra.resource("aws_lb_target_group", "this");
     assert_eq!(infra.string(required(group, "protocol")), "HTTP");
 
@@ -119,7 +109,7 @@ fn target_group_health_check_is_quick_and_the_group_follows_it() {
 
 #[test]
 fn alarms_use_one_minute_periods_and_instances_report_every_minute() {
-    let infra = infra();
+    let infra = Module::infra();
     let alarms = infra.resources("aws_cloudwatch_metric_alarm");
     assert!(
         alarms.len() >= 2,
@@ -177,7 +167,7 @@ fn alarms_use_one_minute_periods_and_instances_report_every_minute() {
 
 #[test]
 fn default_scale_in_threshold_is_below_scale_out() {
-    let infra = infra();
+    let infra = Module::infra();
     let scale_out = infra.default_number("scale_out_cpu_threshold");
     let scale_in = infra.default_number("scale_in_cpu_threshold");
     assert!(
@@ -219,7 +209,7 @@ fn default_scale_in_threshold_is_below_scale_out() {
 
 #[test]
 fn instance_metadata_requires_imdsv2_with_hop_limit_one() {
-    let infra = infra();
+    let infra = Module::infra();
     let template = infra.resource("aws_launch_template", "this");
     let metadata = single(template, "metadata_options");
     assert_eq!(infra.string(required(metadata, "http_tokens")), "required");
@@ -243,7 +233,7 @@ fn instance_metadata_requires_imdsv2_with_hop_limit_one() {
 
 #[test]
 fn instances_admit_only_the_load_balancer_on_the_app_port() {
-    let infra = infra();
+    let infra = Module::infra();
     let instance_group = "aws_security_group.instance.id";
     let instance_sg = infra.resource("aws_security_group", "instance");
     assert!(
@@ -302,7 +292,7 @@ fn instances_admit_only_the_load_balancer_on_the_app_port() {
 
 #[test]
 fn every_variable_has_a_type_and_a_description() {
-    let infra = infra();
+    let infra = Module::infra();
     let variables = infra.variables();
     assert!(
         variables.len() >= 20,
@@ -326,7 +316,7 @@ fn every_variable_has_a_type_and_a_description() {
 
 #[test]
 fn outputs_the_scripts_read_exist_and_are_described() {
-    let infra = infra();
+    let infra = Module::infra();
     let outputs: BTreeMap<_, _> = infra
         .blocks("output", &[])
         .into_iter()
@@ -362,7 +352,7 @@ fn outputs_the_scripts_read_exist_and_are_described() {
 
 #[test]
 fn the_group_keeps_the_capacity_scaling_chose_and_rolls_out_without_downtime() {
-    let infra = infra();
+    let infra = Module::infra();
     let asg = infra.resource("aws_autoscaling_group", "this");
     if attr(asg, "desired_capacity").is_some() {
         let lifecycle = single(asg, "lifecycle");

@@ -56,10 +56,12 @@ async fn loadtest_meets_a_reachable_slo_and_exits_zero() {
             "1",
             "--concurrency",
             "4",
+            // Far from the 20 rps offered and /gtg's milliseconds: a machine busy with
+            // other work may stall a window, and the SLO's verdict, not speed, is the point.
             "--slo-rps",
-            "10",
+            "5",
             "--slo-mean-ms",
-            "400",
+            "2000",
             "--slo-success",
             "99.99",
         ],
@@ -72,7 +74,7 @@ async fn loadtest_meets_a_reachable_slo_and_exits_zero() {
     for row in &rows {
         assert_eq!(row[1], "20", "target rate");
         assert_eq!(row[4], "0", "no failed request: {row:?}");
-        assert!(row[5].parse::<f64>().expect("rps") > 10.0, "{row:?}");
+        assert!(row[5].parse::<f64>().expect("rps") > 5.0, "{row:?}");
     }
     assert!(out.path().join("summary.txt").is_file());
 }
@@ -496,7 +498,7 @@ async fn a_rehearsal_of_a_real_run_reports_its_error_and_calibrates_from_it() {
             "--out",
             dir.path().to_str().expect("utf-8"),
             "--infra",
-            repo_root().join("infra").to_str().expect("utf-8"),
+            blackbox::infra_dir().to_str().expect("utf-8"),
         ]
         .map(str::to_owned)
         .to_vec();

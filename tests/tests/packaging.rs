@@ -116,6 +116,73 @@ fn release_binary_runs_on_amazon_linux_2023_glibc() {
     );
 }
 
+/// The `key = value` lines of one `[section]` of a TOML file written one key a line, as
+/// the workspace's Cargo.toml is.
+fn toml_section(text: &str, section: &str) -> HashMap<String, String> {
+    let header = format!("[{section}]");
+    text.lines()
+        .skip_while(|line| line.trim() != header)
+        .skip(1)
+        .take_while(|line| !line.trim_start().starts_with('['))
+        .filter_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            (!key.trim_start().starts_with('#'))
+                .then(|| (key.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// The binary the AMI ships is built with the `dist` profile (fat LTO, one codegen unit);
+/// the criterion floors are measured the same way (the `bench` profile, which cannot
+/// inherit from dist); `cargo run --release`, the README's first command, stays light.
+#[test]
+fn the_shipped_binary_is_built_and_benchmarked_with_the_dist_profile() {
+    let manifest = fs::read_to_string(repo_root().join("Cargo.toml")).expect("Cargo.toml");
+    let dist = toml_section(&manifest, "profile.dist");
+    let bench = toml_section(&manifest, "profile.bench");
+    let release = toml_section(&manifest, "profile.release");
+    assert_eq!(
+        dist.get("inherits").map(String::as_str),
+        Some(r#""release""#),
+        "{dist:?}"
+    );
+    assert_eq!(dist.get("lto").map(String::as_str), Some(r#""fat""#));
+    assert_eq!(dist.get("codegen-units").map(String::as_str), Some("1"));
+    for key in ["lto", "codegen-units", "opt-level", "strip", "panic"] {
+        let shipped = dist.get(key).or_else(|| release.get(key));
+        assert_eq!(
+            bench.get(key),
+            shipped,
+            "[profile.bench] {key} must match the shipped binary's"
+        );
+    }
+    assert!(
+        !release.contains_key("lto") && !release.contains_key("codegen-units"),
+        "the release profile is for a quick first `cargo run --release`: {release:?}"
+    );
+
+    let script =
+        |name: &str| fs::read_to_string(repo_root().join("scripts").join(name)).expect("a script");
+    let build = script("build_release.sh");
+    assert!(
+        build.contains("cargo zigbuild --profile dist")
+            && build.contains("$RUST_TARGET/dist/candidates"),
+        "build_release.sh must build and ship the dist profile's binary"
+    );
+    let bench_script = script("bench.sh");
+    assert!(
+        bench_script.contains("cargo build --quiet --profile dist -p candidates")
+            && bench_script.contains("/dist/candidates"),
+        "bench.sh must measure the dist profile's binary"
+    );
+    let rehearse = script("rehearse.sh");
+    assert!(
+        rehearse.contains("--profile dist -p candidates")
+            && !rehearse.contains("release/candidates"),
+        "rehearse.sh must calibrate on the dist profile's binary"
+    );
+}
+
 #[test]
 fn glibc_version_parser_finds_the_newest_requirement() {
     // Abridged `readelf -V --wide` of a binary built on a newer distribution.

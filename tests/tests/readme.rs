@@ -79,7 +79,7 @@ fn the_api_table_lists_every_route() {
 }
 
 fn hcl_blocks(kind: &str) -> Vec<(String, hcl::Block)> {
-    let blocks = blackbox::hcl_files::blocks_in(&repo_root().join("infra"), ".tf");
+    let blocks = blackbox::hcl_files::blocks_in(&blackbox::infra_dir(), ".tf");
     blackbox::hcl_files::select(&blocks, kind, &[])
         .into_iter()
         .map(|block| (block.labels()[0].as_str().to_owned(), block.clone()))

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use blackbox::aws_query::text;
 use blackbox::hcl_files::variable_default;
-use blackbox::repo_root;
+use blackbox::infra_dir;
 use blackbox::terraform::{Deployment, Outcome, assert_nothing_left};
 use blackbox::tls::Certificate;
 use serde_json::Value;
@@ -25,13 +25,9 @@ mod target_tracking;
 
 const DOMAIN: &str = "candidates.example.test";
 
-fn infra() -> std::path::PathBuf {
-    repo_root().join("infra")
-}
-
 /// The default of an infra/ variable, as JSON.
 fn default_of(name: &str) -> Value {
-    variable_default(&infra(), name)
+    variable_default(&infra_dir(), name)
 }
 
 async fn apply(stack: &Deployment, workspace: &str, ami: &str, vars: &[String]) -> Outcome {
@@ -59,7 +55,7 @@ async fn terraform_fmt_and_validate_pass_with_the_real_provider_and_no_warning()
         .run(
             "terraform",
             &["fmt", "-check", "-recursive", "-diff", "-no-color"],
-            &infra(),
+            &infra_dir(),
             &[],
             &[],
             Duration::from_secs(60),

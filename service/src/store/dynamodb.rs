@@ -12,7 +12,6 @@
 //! acknowledged POST sees it. Listing reads the index, which is eventually consistent.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
@@ -77,6 +76,11 @@ pub struct DynamoDbStore {
     table: String,
 }
 
+/// Attempts per store call, the first included. Each may take an equal share of the
+/// call's time (about 3 s of the default 9.5 s), so one stalled attempt leaves room for
+/// the retries, and a longer request timeout lengthens every attempt with it.
+const MAX_ATTEMPTS: u32 = 3;
+
 /// How the service's DynamoDB client is configured: region, credentials and endpoint
 /// from the SDK's standard chain (`AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, the
 /// instance role), with the store's timeouts and retries. Public so that the SDK floor
@@ -87,11 +91,11 @@ pub async fn sdk_config(timeouts: StoreTimeouts) -> aws_config::SdkConfig {
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(timeouts.connect)
-                .operation_attempt_timeout(timeouts.operation.min(Duration::from_secs(3)))
+                .operation_attempt_timeout(timeouts.operation / MAX_ATTEMPTS)
                 .operation_timeout(timeouts.operation)
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .load()
         .await
 }

@@ -5,8 +5,12 @@
 //! means the same thing everywhere.
 
 mod dynamodb;
+mod dynamodb_table;
 mod instrumented;
 mod sqlite;
+
+/// The most inserts one SQLite transaction takes (group commit).
+pub(crate) use sqlite::MAX_BATCH as SQLITE_MAX_BATCH;
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,6 +25,7 @@ pub use dynamodb::{
     DynamoDbStore, IAM_ACTIONS, LIST_INDEX, LIST_SHARD_ATTRIBUTE, PARTITION_KEY, get_request,
     list_shard, put_request, sdk_config,
 };
+pub use dynamodb_table::create_table_request;
 pub use instrumented::{Instrumented, flush_store_error_log, note_failure};
 pub use sqlite::SqliteStore;
 

@@ -9,6 +9,8 @@
 
 mod group_commit;
 
+pub(crate) use group_commit::MAX_BATCH;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -8,12 +8,20 @@ use blackbox::standins::{REGION, Run, Stage, add_images, image, is_sha256, strin
 use blackbox::{ServiceBuilder, VALIDATE_CHECKS};
 use serde_json::{Value, json};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn fresh_deploy_bakes_the_ami_applies_it_and_validates() {
+/// A stage whose stand-in Terraform reports a local service's URL (so validate.sh really
+/// talks to one), and the fake binary to deploy. Keep the service (`_svc`) for the test's
+/// length: dropping it stops it.
+async fn staged() -> (Stage, String, blackbox::Service) {
     let svc = ServiceBuilder::memory().start().await;
     let mut stage = Stage::new();
     stage.set("STANDIN_URL", svc.base_url());
     let binary = stage.fake_binary();
+    (stage, binary, svc)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fresh_deploy_bakes_the_ami_applies_it_and_validates() {
+    let (stage, binary, svc) = staged().await;
 
     let run = stage.apply(&["--yes", "--binary", &binary, "dev"]);
     run.assert_success();
@@ -163,10 +171,7 @@ async fn fresh_deploy_bakes_the_ami_applies_it_and_validates() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ami_baked_from_the_same_inputs_is_reused_without_packer() {
-    let svc = ServiceBuilder::memory().start().await;
-    let mut stage = Stage::new();
-    stage.set("STANDIN_URL", svc.base_url());
-    let binary = stage.fake_binary();
+    let (stage, binary, _svc) = staged().await;
 
     let first = stage.apply(&["--yes", "--binary", &binary, "dev"]);
     first.assert_success();
@@ -281,13 +286,11 @@ fn a_failed_environment_check_stops_before_anything_is_built() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_account_the_preflight_refuses_stops_before_anything_is_built() {
-    let svc = ServiceBuilder::memory().start().await;
-    let mut stage = Stage::new();
+    let (mut stage, binary, _svc) = staged().await;
     stage
-        .set("STANDIN_URL", svc.base_url())
         .set("STANDIN_VCPU_QUOTA", "8")
         .set("STANDIN_DENY", "ec2:RunInstances");
-    let run = stage.apply(&["--yes", "--binary", &stage.fake_binary(), "dev"]);
+    let run = stage.apply(&["--yes", "--binary", &binary, "dev"]);
     run.assert_failed_at("check the environment (scripts/check_env.sh)");
     assert!(
         run.stderr.contains("ERROR: the On-Demand standard vCPU quota of eu-west-3 (L-1216C47A) is 8, and this deploy may run 14 vCPUs"),
@@ -358,10 +361,7 @@ async fn an_account_the_preflight_refuses_stops_before_anything_is_built() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn yes_or_ci_approves_and_otherwise_terraform_asks() {
-    let svc = ServiceBuilder::memory().start().await;
-    let mut stage = Stage::new();
-    stage.set("STANDIN_URL", svc.base_url());
-    let binary = stage.fake_binary();
+    let (mut stage, binary, _svc) = staged().await;
     let approves = |run: &Run| {
         run.one_call("terraform -chdir=$REPO/infra apply")
             .split(' ')
@@ -405,10 +405,7 @@ async fn yes_or_ci_approves_and_otherwise_terraform_asks() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_variable_file_cannot_replace_the_baked_ami_or_its_region() {
-    let svc = ServiceBuilder::memory().start().await;
-    let mut stage = Stage::new();
-    stage.set("STANDIN_URL", svc.base_url());
-    let binary = stage.fake_binary();
+    let (stage, binary, _svc) = staged().await;
     let var_file = stage.path("override.tfvars");
     fs::write(
         &var_file,
@@ -431,12 +428,8 @@ async fn a_variable_file_cannot_replace_the_baked_ami_or_its_region() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_project_name_reaches_packer_terraform_and_the_ami_lookup() {
-    let svc = ServiceBuilder::memory().start().await;
-    let mut stage = Stage::new();
-    stage
-        .set("STANDIN_URL", svc.base_url())
-        .set("AXUM_ASG_PROJECT", "teamb");
-    let binary = stage.fake_binary();
+    let (mut stage, binary, _svc) = staged().await;
+    stage.set("AXUM_ASG_PROJECT", "teamb");
     let run = stage.apply(&["--yes", "--binary", &binary, "qa"]);
     run.assert_success();
     assert!(
@@ -477,12 +470,8 @@ async fn the_project_name_reaches_packer_terraform_and_the_ami_lookup() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_default_vpc_the_bake_needs_a_subnet_and_uses_it() {
-    let svc = ServiceBuilder::memory().start().await;
-    let mut stage = Stage::new();
-    stage
-        .set("STANDIN_URL", svc.base_url())
-        .set("STANDIN_NO_DEFAULT_VPC", "1");
-    let binary = stage.fake_binary();
+    let (mut stage, binary, _svc) = staged().await;
+    stage.set("STANDIN_NO_DEFAULT_VPC", "1");
 
     // No default VPC, no --packer-subnet: stop before Packer, saying what to do.
     let run = stage.apply(&["--yes", "--binary", &binary, "dev"]);
@@ -578,10 +567,7 @@ const GROUP: &str = "axum-asg-dev";
 
 /// A stage with dev deployed (min 2, max 4) and a local service behind its URL.
 async fn deployed() -> (Stage, String, blackbox::Service) {
-    let svc = ServiceBuilder::memory().start().await;
-    let mut stage = Stage::new();
-    stage.set("STANDIN_URL", svc.base_url());
-    let binary = stage.fake_binary();
+    let (stage, binary, svc) = staged().await;
     stage
         .apply(&["--yes", "--binary", &binary, "dev"])
         .assert_success();

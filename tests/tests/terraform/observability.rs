@@ -6,7 +6,7 @@
 
 use blackbox::aws_query::text;
 use blackbox::hcl_files::variable_default;
-use blackbox::repo_root;
+use blackbox::infra_dir;
 use blackbox::terraform::Deployment;
 use serde_json::{Value, json};
 
@@ -27,7 +27,7 @@ pub fn assert_log_group_and_its_readers(stack: &Deployment, name: &str, environm
     assert_eq!(group["logGroupName"], json!(group_name));
     assert_eq!(
         group["retentionInDays"],
-        variable_default(&repo_root().join("infra"), "log_retention_days"),
+        variable_default(&infra_dir(), "log_retention_days"),
         "the retention is log_retention_days"
     );
     let arn = text(&group["arn"]).trim_end_matches(":*").to_owned();

@@ -6,10 +6,10 @@ use std::path::Path;
 use blackbox::aws_query::{arn_suffix, load_balancer, number, outputs, policies_by_name, text};
 use blackbox::terraform::Deployment;
 use blackbox::tls::{Certificate, TlsFront};
-use blackbox::{ServiceBuilder, VALIDATE_CHECKS};
+use blackbox::{ServiceBuilder, VALIDATE_CHECKS, infra_dir};
 use serde_json::{Value, json};
 
-use super::{DOMAIN, apply, default_of, infra, observability};
+use super::{DOMAIN, apply, default_of, observability};
 
 const NAME: &str = "axum-asg-tt";
 
@@ -25,7 +25,7 @@ pub(super) async fn environment(
     certificate: &Certificate,
 ) {
     check_a_certificate_needs_a_domain(stack, ami, certificate_arn).await;
-    let example = infra().join("examples/weekly-business.tfvars");
+    let example = infra_dir().join("examples/weekly-business.tfvars");
     apply(
         stack,
         "tt",
