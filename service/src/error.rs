@@ -46,6 +46,10 @@ pub enum ApiError {
     StoreDown,
     #[error("internal error")]
     Internal,
+    /// `GET /`: the original service answered `{"status": "invalid request"}` there and its
+    /// clients may read that body, so it keeps that shape, the one error body that differs.
+    #[error("invalid request")]
+    RootPath,
 }
 
 impl ApiError {
@@ -80,7 +84,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::RootPath => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -95,8 +99,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
+        let body = match self {
+            Self::RootPath => json!({ "status": self.to_string() }),
+            _ => json!({ "error": self.to_string() }),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
         match self {
             Self::Unavailable {
                 retry_after_secs: Some(retry_after_secs),
@@ -210,6 +217,16 @@ mod tests {
             .expect("body")
             .to_bytes();
         serde_json::from_slice(&bytes).expect("json body")
+    }
+
+    #[tokio::test]
+    async fn the_root_path_keeps_the_original_services_body() {
+        let response = ApiError::RootPath.into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body_json(response).await,
+            json!({ "status": "invalid request" })
+        );
     }
 
     #[tokio::test]

@@ -29,7 +29,7 @@ use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use metrics::{Counter, Histogram, SharedString, counter, histogram};
 
-use super::middleware::REQUEST_ID_HEADER;
+use super::request_rules::REQUEST_ID_HEADER;
 use crate::error::Repeated;
 use crate::telemetry::aggregate::{self, Window};
 

@@ -1,6 +1,6 @@
 //! The one layer every request passes through. Outermost first, it:
 //!
-//! 1. gives the request its id, echoed in the response (`middleware::request_id`);
+//! 1. gives the request its id, echoed in the response (`request_rules::request_id`);
 //! 2. records it: metrics and the access log line, with the final status, 499 if the
 //!    client goes away first, and for a streamed body its outcome when the body ends
 //!    (`access_log`);
@@ -8,7 +8,7 @@
 //! 4. answers 503 past the request timeout, dropping the handler (which cancels what
 //!    it waited for: a store call, a queued computation), or 408 when the handler was
 //!    still waiting for the client to send the request's body;
-//! 5. refuses a request whose head breaks the rules (`middleware::check_request_head`)
+//! 5. refuses a request whose head breaks the rules (`request_rules::check_request_head`)
 //!    before any handler runs.
 //!
 //! These were five layers, four of them `axum::middleware::from_fn`, each of which
@@ -31,7 +31,7 @@ use tower::{Layer, Service};
 
 use super::access_log::AccessRecord;
 use super::body::{self, BodyProgress};
-use super::middleware::{self, HeadRefusal};
+use super::request_rules::{self, HeadRefusal};
 use crate::error::ApiError;
 
 /// The layer, applied to every route (and the fallbacks) by the router.
@@ -77,15 +77,15 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let record = AccessRecord::begin(&request, middleware::request_id(&request));
+        let record = AccessRecord::begin(&request, request_rules::request_id(&request));
         let (parts, request_body) = request.into_parts();
         let (request_body, body_progress) = body::follow(request_body);
         let request = Request::from_parts(parts, request_body);
-        let stage = match middleware::check_request_head(&request) {
+        let stage = match request_rules::check_request_head(&request) {
             None => match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
                 Ok(future) => Stage::Handler { future },
                 Err(panic) => Stage::Answered {
-                    response: Some(middleware::panic_response(panic)),
+                    response: Some(request_rules::panic_response(panic)),
                 },
             },
             Some(HeadRefusal::BadHost(problem)) => Stage::Answered {
@@ -138,7 +138,7 @@ where
                     ApiError::retry_later("request timed out", 1).into_response()
                 }
             }
-            Err(panic) => middleware::panic_response(panic),
+            Err(panic) => request_rules::panic_response(panic),
         };
         if let Some(record) = this.record.take() {
             record.finish(&mut response);

@@ -9,17 +9,14 @@ mod envelope;
 mod health;
 mod listing;
 mod metrics;
-mod middleware;
 mod openapi;
 mod query;
+mod request_rules;
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::Router;
 use axum::routing::{MethodRouter, get, post};
-use axum::{Json, Router};
-use serde_json::json;
 
 pub use access_log::{
     CLIENT_CLOSED_STATUS, CUT_OFF_STATUS, OTHER_METHOD, UNMATCHED_ROUTE, flush_refusal_log,
@@ -27,7 +24,7 @@ pub use access_log::{
 pub use body::BODY_LIMIT_BYTES;
 pub use health::StoreHealth;
 pub use listing::FullListings;
-pub use middleware::MAX_REQUEST_ID_BYTES;
+pub use request_rules::MAX_REQUEST_ID_BYTES;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -81,11 +78,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// `GET /`: the original service's answer, kept for compatibility.
-async fn invalid_request() -> impl IntoResponse {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({ "status": "invalid request" })),
-    )
+async fn invalid_request() -> ApiError {
+    ApiError::RootPath
 }
 
 async fn not_found() -> ApiError {
