@@ -310,10 +310,10 @@ fn coordinates(grid: &[(String, Vec<Value>)], today: &Tuned) -> Vec<(Vec<String>
         .iter()
         .map(|(name, values)| (vec![name.clone()], values.clone()))
         .collect();
-    let sizes: Vec<i64> = grid
+    let sizes: Vec<f64> = grid
         .iter()
         .find(|(n, _)| n == "min_size")
-        .map(|(_, v)| v.iter().filter_map(Value::as_i64).collect())
+        .map(|(_, v)| v.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
     if let Some(Value::Object(schedules)) = today.get("schedules") {
         for (name, s) in schedules {
@@ -322,10 +322,12 @@ fn coordinates(grid: &[(String, Vec<Value>)], today: &Tuned) -> Vec<(Vec<String>
                 continue;
             }
             let max = s.get("max_size").and_then(Value::as_f64).unwrap_or(-1.0);
+            // The same JSON number kind as the value read (1 and 1.0 differ as JSON).
+            let whole = s.get("min_size").is_some_and(|v| v.is_i64() || v.is_u64());
             let values: Vec<Value> = sizes
                 .iter()
-                .filter(|n| max < 0.0 || **n as f64 <= max)
-                .map(|n| json!(n))
+                .filter(|n| max < 0.0 || **n <= max)
+                .map(|n| if whole { json!(*n as i64) } else { json!(n) })
                 .collect();
             coords.push((
                 vec!["schedules".to_owned(), name.clone(), "min_size".to_owned()],

@@ -213,3 +213,32 @@ fn nothing_terraform_refuses_is_recommended_and_bounds_hold() {
         assert!((1.0..=6.0).contains(&max), "max_size {max} outside 1..6");
     }
 }
+
+#[test]
+fn the_schedules_minimums_are_tuned() {
+    // A quiet Monday of the weekly schedule: its peak minimum of 4 instances is not needed.
+    let weekly = repo_root().join("infra/examples/weekly-business.tfvars");
+    let var_file = format!("-var-file={}", weekly.display());
+    let args = [
+        "perf1",
+        &var_file,
+        "--rate",
+        "30",
+        "--duration",
+        "43200",
+        "--start",
+        "2026-12-07T06:00",
+        "--instance-rps",
+        "150",
+    ];
+    let (opt, text, _, _) = optimize(&args);
+    let best = opt
+        .best
+        .first()
+        .expect("a configuration that meets the SLO");
+    let peak = best.tuned["schedules"]["peak-start"]["min_size"]
+        .as_f64()
+        .expect("a minimum");
+    assert!(peak < 4.0, "the peak's minimum stayed at {peak}:\n{text}");
+    assert!(best.cost_usd < opt.today.cost_usd, "{text}");
+}
