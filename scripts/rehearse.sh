@@ -61,6 +61,16 @@
 #                     SDKs, --assume retry_max_backoff_ms=...)
 #   --print-loadtest  also print the scripts/loadtest.sh command that runs this load
 #                     for real against ENV, to check the prediction (--compare its run)
+#   --optimize        search for the cheapest configuration that meets the SLO on this load
+#                     (with its --fail and --retries): min_size, max_size, instance_type
+#                     (the price table's), scaling_mode, the step policy's thresholds,
+#                     evaluation periods and steps, target_cpu_percent, the warm-up and the
+#                     schedules' minimums; skips what Terraform's checks refuse; prints the
+#                     best few against today's configuration, writes DIR/recommended.tfvars
+#                     (./apply.sh ENV -var-file=DIR/recommended.tfvars) and rehearses it
+#   --bound NAME=LO..HI   with --optimize: the range searched for a numeric variable
+#                     (min_size=1..8, scale_out_cpu_threshold=50..70); NAME=A,B the values
+#                     of instance_type or scaling_mode (repeatable; docs/REHEARSAL.md)
 #   --out DIR         results folder (default rehearsal-results/<UTC time>)
 # Writes DIR/timeline.csv (one row per minute), DIR/summary.json, DIR/summary.txt and
 # DIR/chart.png (the load test's layout; clock time when the start was given); with
@@ -91,7 +101,8 @@ while [ $# -gt 0 ]; do
     --since) need_value "$@"; since=$2; shift 2 ;;
     --from) need_value "$@"; from=$2; shift 2 ;;
     --to) need_value "$@"; to=$2; shift 2 ;;
-    --print-loadtest) args+=("$1"); shift ;;
+    --print-loadtest | --optimize) args+=("$1"); shift ;;
+    --bound) need_value "$@"; args+=("$1" "$2"); shift 2 ;;
     --fail | --fail-az | --retries | --backoff | --retry-base-ms) need_value "$@"; args+=("$1" "$2"); shift 2 ;;
     -h | --help) usage ;;
     -var | -var-file) [ $# -ge 2 ] || usage; args+=("$1=$2"); shift 2 ;;

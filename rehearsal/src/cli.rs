@@ -66,6 +66,10 @@ pub struct Options {
     pub loadtest_options: Vec<(String, String)>,
     /// Notes for the user about arguments accepted but without effect.
     pub notes: Vec<String>,
+    /// Search for the cheapest configuration that meets the SLO (`--optimize`).
+    pub optimize: bool,
+    /// `--bound NAME=LO..HI` (or `NAME=A,B`): the search's bounds, in order.
+    pub bounds: Vec<String>,
 }
 
 impl Default for Options {
@@ -98,6 +102,8 @@ impl Default for Options {
             print_loadtest: false,
             loadtest_options: Vec::new(),
             notes: Vec::new(),
+            optimize: false,
+            bounds: Vec::new(),
         }
     }
 }
@@ -135,8 +141,10 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
             Some((f, v)) if f.starts_with('-') => (f, Some(v.to_owned())),
             _ => (arg, None),
         };
-        let takes_value = !matches!(flag, "--recalibrate" | "--check" | "--print-loadtest")
-            && flag.starts_with('-');
+        let takes_value = !matches!(
+            flag,
+            "--recalibrate" | "--check" | "--print-loadtest" | "--optimize"
+        ) && flag.starts_with('-');
         let value = if takes_value {
             match inline {
                 Some(v) => v,
@@ -234,6 +242,17 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
             "--recalibrate" => o.recalibrate = true,
             "--check" => o.check_only = true,
             "--print-loadtest" => o.print_loadtest = true,
+            "--optimize" => o.optimize = true,
+            "--bound" => {
+                let name = value.split_once('=').map(|(n, _)| n.trim());
+                if !name.is_some_and(|n| crate::optimize::TUNED.contains(&n)) {
+                    return Err(Error::usage(format!(
+                        "--bound takes NAME=LO..HI or NAME=A,B with NAME one of {}, not '{value}'",
+                        crate::optimize::TUNED.join(", ")
+                    )));
+                }
+                o.bounds.push(value);
+            }
             "--concurrency" | "--window" => {
                 positive_whole(flag, &value)?;
                 o.loadtest_options.push((flag.to_owned(), value.clone()));
@@ -276,6 +295,11 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
     if o.instance_rps.is_some() && o.calibrate_from.is_some() {
         return Err(Error::usage(
             "give --instance-rps or --calibrate-from, not both: the fit is an instance rate",
+        ));
+    }
+    if !o.bounds.is_empty() && !o.optimize {
+        return Err(Error::usage(
+            "--bound limits the search of --optimize: give --optimize",
         ));
     }
     Ok(o)
@@ -362,6 +386,8 @@ mod tests {
             ("--rate 5 --fail node@3", "--fail takes instance@MINUTE"),
             ("--rate 5 --fail-az a@9-3", "TO > FROM"),
             ("--rate 5 --retries 11", "from 0 to 10"),
+            ("--rate 5 --bound max_size=1..4", "give --optimize"),
+            ("--rate 5 --optimize --bound ami_id=x", "--bound takes NAME"),
             (
                 "--rate 5 --backoff fixed",
                 "--backoff shapes the clients' retries",

@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod load;
 pub mod loadtest_command;
 pub mod model;
+pub mod optimize;
 pub mod prices;
 pub mod profiles;
 pub mod report;

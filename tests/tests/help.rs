@@ -65,6 +65,19 @@ fn rehearse_help_lists_the_failure_and_retry_options() {
 }
 
 #[test]
+fn rehearse_help_lists_the_optimizer() {
+    let header = header_of("scripts/rehearse.sh");
+    for option in ["--optimize", "--bound NAME=LO..HI"] {
+        assert!(
+            header
+                .lines()
+                .any(|line| line.trim_start().starts_with(option)),
+            "rehearse.sh --help does not list {option}:\n{header}"
+        );
+    }
+}
+
+#[test]
 fn an_unknown_option_is_refused_with_the_usage() {
     for script in USER_SCRIPTS {
         let (code, _, stderr) = run_script(script, &["--no-such-option"], &[]);
@@ -100,6 +113,7 @@ fn a_missing_option_value_is_refused_with_the_usage() {
         ("scripts/rehearse.sh", "--retries"),
         ("scripts/rehearse.sh", "--backoff"),
         ("scripts/rehearse.sh", "--retry-base-ms"),
+        ("scripts/rehearse.sh", "--bound"),
         ("scripts/scale.sh", "--env"),
         ("scripts/scale.sh", "--min"),
         ("scripts/scale.sh", "--for"),
