@@ -77,11 +77,25 @@ setup_terraform() {
     printf '}\n'
   } >"$config"
   export TF_CLI_CONFIG_FILE=$config CHECKPOINT_DISABLE=1
+  warm_terraform_plugin_cache
   if [ -n "$mirror" ]; then
     note "terraform $(terraform version -json | jq -r .terraform_version) with the hashicorp/aws provider from the local mirror $mirror"
   else
     note "terraform $(terraform version -json | jq -r .terraform_version); no local provider mirror found (set TF_PROVIDER_MIRROR): the provider comes from registry.terraform.io"
   fi
+}
+
+# warm_terraform_plugin_cache: Terraform's plugin cache is not safe for concurrent first
+# installs (a second `terraform init` may fail with "still not detected in
+# .terraform/providers"), and the suite starts several Terraform tests at once. One init
+# here, of infra/'s own provider requirements, fills the cache before any of them runs;
+# after that the inits only read it.
+warm_terraform_plugin_cache() {
+  local warm=$TOOLS_DIR/terraform/warm
+  mkdir -p "$warm"
+  cp "$REPO_ROOT/infra/versions.tf" "$warm/versions.tf"
+  terraform -chdir="$warm" init -input=false -backend=false -no-color >"$TOOLS_DIR/terraform/warm.log" 2>&1 ||
+    die "terraform init could not install the hashicorp/aws provider into the plugin cache; see $TOOLS_DIR/terraform/warm.log"
 }
 
 check_style() {
