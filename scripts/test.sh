@@ -67,6 +67,9 @@ setup_terraform() {
   {
     printf '# Written by scripts/test.sh: where the test suite gets the hashicorp/aws provider.\n'
     printf 'plugin_cache_dir = "%s"\n' "$TOOLS_DIR/terraform/plugin-cache"
+    # The tests' copies of infra/ have no lock file: without this, every init installs
+    # the provider into the cache again, and concurrent inits collide there.
+    printf 'plugin_cache_may_break_dependency_lock_file = true\n'
     printf 'provider_installation {\n'
     if [ -n "$mirror" ]; then
       printf '  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/hashicorp/aws"]\n  }\n' "$mirror"
@@ -85,11 +88,11 @@ setup_terraform() {
   fi
 }
 
-# warm_terraform_plugin_cache: Terraform's plugin cache is not safe for concurrent first
-# installs (a second `terraform init` may fail with "still not detected in
-# .terraform/providers"), and the suite starts several Terraform tests at once. One init
+# warm_terraform_plugin_cache: Terraform's plugin cache is not safe for concurrent installs
+# (a second `terraform init` fails with "still not detected in .terraform/providers" or
+# "mkdir ...: file exists"), and the suite starts several Terraform tests at once. One init
 # here, of infra/'s own provider requirements, fills the cache before any of them runs;
-# after that the inits only read it.
+# with plugin_cache_may_break_dependency_lock_file the inits then only link to it.
 warm_terraform_plugin_cache() {
   local warm=$TOOLS_DIR/terraform/warm
   mkdir -p "$warm"
