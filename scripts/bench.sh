@@ -127,7 +127,7 @@ if wants matrix || wants cost; then
 fi
 
 note "running $groups $repeat time(s), ${duration}s per load run"
-python3 "$REPO_ROOT/scripts/lib/bench.py" --binary "$binary" --out "$out" --label "$label" \
+python3 "$REPO_ROOT/scripts/python/bench.py" --binary "$binary" --out "$out" --label "$label" \
   --duration "$duration" --repeat "$repeat" --only "$groups" --chain-ns "$chain_ns" \
   --bare-axum "$(floor bare_axum)" --dynamodb-floor "$(floor dynamodb_floor)" \
   ${baseline:+--baseline "$baseline"}

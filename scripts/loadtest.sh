@@ -69,7 +69,7 @@ if [ -n "$load_csv" ]; then
   [ -z "$rate$ramp$duration_given" ] || die "give --load-csv or --rate/--ramp/--duration, not both"
   require_cmd python3 "install Python 3.9 or newer"
   # One line per window, "MINUTE SECONDS REQUESTS"; a CSV it cannot read is bad usage.
-  plan=$(python3 "$REPO_ROOT/scripts/lib/loadplan.py" windows "$load_csv" "$window") || exit 2
+  plan=$(python3 "$REPO_ROOT/scripts/python/loadplan.py" windows "$load_csv" "$window") || exit 2
 elif [ -n "$ramp" ]; then
   IFS=, read -r -a steps <<<"$ramp"
   for step in "${steps[@]}"; do is_count "$step" || die "--ramp takes rates like 100,200,400"; done
@@ -104,7 +104,7 @@ csv=$out/samples.csv
 rm -f "$csv"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-report() { python3 "$REPO_ROOT/scripts/lib/loadreport.py" "$@"; }
+report() { python3 "$REPO_ROOT/scripts/python/loadreport.py" "$@"; }
 
 # oha's --rand-regex-url reads the whole URL as a regular expression, and its parser
 # does not honour backslash escapes: quote metacharacters as one-character classes.
@@ -254,7 +254,7 @@ fi
 
 if [ -n "$chart" ]; then
   ensure_venv plot "$PLOT_REQUIREMENTS"
-  "$(venv_bin plot python)" "$REPO_ROOT/scripts/lib/loadreport.py" chart "$csv" "$out/chart.png"
+  "$(venv_bin plot python)" "$REPO_ROOT/scripts/python/loadreport.py" chart "$csv" "$out/chart.png"
 fi
 status=0
 report verdict "$csv" --rps "$slo_rps" --mean-ms "$slo_mean_ms" --success "$slo_success" | tee "$out/summary.txt" || status=1

@@ -131,7 +131,7 @@ if [ -n "$cloudwatch_env" ]; then
   [ -z "$load_given" ] || { error "give --load-from-cloudwatch or $load_given, not both"; exit 2; }
   [ -z "$compare" ] || { error "--load-from-cloudwatch compares with the real run itself: give it or --compare, not both"; exit 2; }
   require_cmd python3 "install Python 3.9 or newer"
-  window=$(python3 "$REPO_ROOT/scripts/lib/cloudwatch_replay.py" window \
+  window=$(python3 "$REPO_ROOT/scripts/python/cloudwatch_replay.py" window \
     ${since:+--since "$since"} ${from:+--from "$from"} ${to:+--to "$to"}) || exit 2
   read -r window_from window_to window_period <<<"$window"
   env_name=${env_name:-$cloudwatch_env}
@@ -163,7 +163,7 @@ cloudwatch_target() {
   if command -v terraform >/dev/null 2>&1; then
     outputs=$(TF_WORKSPACE=$env tf output -no-color -json 2>/dev/null) || outputs='{}'
   fi
-  read -r group region balancer < <(python3 "$REPO_ROOT/scripts/lib/cloudwatch_replay.py" outputs <<<"$outputs")
+  read -r group region balancer < <(python3 "$REPO_ROOT/scripts/python/cloudwatch_replay.py" outputs <<<"$outputs")
   [ "$group" != - ] || group=$name
   [ "$balancer" != - ] || balancer=''
   [ "$region" != - ] || region=$(aws_region) || { error "no AWS region: set AWS_REGION (or a region in your AWS profile)"; return 1; }
@@ -186,7 +186,7 @@ if [ -n "$cloudwatch_env" ]; then
   export AWS_REGION AWS_DEFAULT_REGION=$AWS_REGION
   note "reading $cloudwatch_env's traffic from CloudWatch ($AWS_REGION): load balancer $balancer, group $group, $window_from to $window_to"
   mkdir -p "$out"
-  python3 "$REPO_ROOT/scripts/lib/cloudwatch_replay.py" read --load-balancer "$balancer" --group "$group" \
+  python3 "$REPO_ROOT/scripts/python/cloudwatch_replay.py" read --load-balancer "$balancer" --group "$group" \
     --from "$window_from" --to "$window_to" --period "$window_period" \
     --load "$out/cloudwatch-load.csv" --real "$out/cloudwatch-real.csv" --aws "$(command -v aws)" || exit $?
   compare=$out/cloudwatch-real.csv
@@ -239,7 +239,7 @@ ensure_venv plot "$PLOT_REQUIREMENTS"
 chart_args=("$out/timeline.csv" "$out/chart.png")
 [ -z "$compare" ] || chart_args+=(--compare "$compare")
 grep -q '"clock_time": true' "$out/summary.json" && chart_args+=(--clock)
-"$(venv_bin plot python)" "$REPO_ROOT/scripts/lib/timechart.py" rehearsal "${chart_args[@]}" ||
+"$(venv_bin plot python)" "$REPO_ROOT/scripts/python/timechart.py" rehearsal "${chart_args[@]}" ||
   die "could not draw the chart"
 note "results in ${out#"$REPO_ROOT"/}/"
 exit "$status"

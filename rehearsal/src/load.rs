@@ -1,7 +1,7 @@
 //! The load to replay, one offered request rate per minute: from loadtest.sh's arguments
 //! (`--rate`, `--ramp`, `--duration`, with the same meaning), or from a CSV of a day or a
 //! week (`minute,rps`, `time,rps`, or a samples.csv that loadtest.sh wrote). loadtest.sh
-//! plays the same CSVs with the same meaning (scripts/lib/loadplan.py).
+//! plays the same CSVs with the same meaning (scripts/python/loadplan.py).
 
 use std::path::Path;
 

@@ -1,6 +1,6 @@
 //! A rehearsed load run for real: `scripts/rehearse.sh --print-loadtest` prints the
 //! `scripts/loadtest.sh` command that offers the same load, and loadtest.sh's `--load-csv`
-//! reads the rehearsal's load CSVs with the same meaning (scripts/lib/loadplan.py).
+//! reads the rehearsal's load CSVs with the same meaning (scripts/python/loadplan.py).
 
 mod common;
 
@@ -17,7 +17,7 @@ use rehearsal::load;
 /// The per-minute rates loadtest.sh would play from a CSV, or its ERROR.
 fn played(csv: &Path) -> Result<Vec<f64>, String> {
     let output = Command::new("python3")
-        .arg(repo_root().join("scripts/lib/loadplan.py"))
+        .arg(repo_root().join("scripts/python/loadplan.py"))
         .arg("minutes")
         .arg(csv)
         .output()

@@ -752,7 +752,7 @@ fn the_load_profiles_and_slo_defaults_have_one_definition() {
     )
     .expect("samples");
     let output = Command::new("python3")
-        .arg(repo_root().join("scripts/lib/loadreport.py"))
+        .arg(repo_root().join("scripts/python/loadreport.py"))
         .arg("verdict")
         .arg(&csv)
         .output()

@@ -314,7 +314,7 @@ fn chart(csv: &Path, png: &Path) -> std::process::Output {
         "matplotlib is not installed: run ./scripts/test.sh"
     );
     Command::new(python)
-        .arg(repo_root().join("scripts/lib/loadreport.py"))
+        .arg(repo_root().join("scripts/python/loadreport.py"))
         .args(["chart"])
         .arg(csv)
         .arg(png)

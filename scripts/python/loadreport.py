@@ -115,8 +115,8 @@ def read_rows(path):
 number = timechart.number
 
 # The load profiles and the SLO defaults, defined once for loadtest.sh, this file and the
-# rehearsal.
-PROFILES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load-profiles.env")
+# rehearsal; the file lives with the bash helpers loadtest.sh sources (scripts/lib/).
+PROFILES_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib", "load-profiles.env")
 
 
 def load_profiles(path=PROFILES_FILE):
