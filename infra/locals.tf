@@ -1,6 +1,6 @@
 locals {
   # The contract with the service, written once as literals so that readers and the test suite
-  # (tests/tests/infra.rs) find a single source:
+  # (tests/tests/infra_static.rs) find a single source:
   #   app_port          = candidates::config::DEFAULT_PORT
   #   health_check_path = candidates::api::HEALTH_PATH (200 when serving, 503 while draining)
   #   env_file_path     = the EnvironmentFile= of the systemd unit baked into the AMI

@@ -1,6 +1,6 @@
 //! The service's logs on the stack applied to moto: the log group Terraform made (its
 //! retention, the instance role's rights on it, the agent told its name, the dashboard's log
-//! widget) and the values Terraform refuses. The scenarios of `terraform.rs` call these on
+//! widget) and the values Terraform refuses. The scenarios of `infra_applied.rs` call these on
 //! the stacks they apply; what `scripts/logs.sh` and `scripts/validate.sh` make of the logs
 //! is checked in `operator.rs` (`operator/observed.rs`), run as the operator.
 
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 /// The environment `name`'s log group, its retention, the role's rights on it and nothing
 /// more, the dashboard's log widget. (That user data tells the agent the group's name is
-/// checked with the rest of the user data in `terraform.rs`.)
+/// checked with the rest of the user data in `infra_applied.rs`.)
 pub fn assert_log_group_and_its_readers(stack: &Deployment, name: &str, environment: &str) {
     let group_name = format!("/axum-asg/{environment}/candidates");
     let groups = stack.aws(&[

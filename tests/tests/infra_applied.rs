@@ -16,11 +16,11 @@ use blackbox::terraform::{Deployment, Outcome, assert_nothing_left};
 use blackbox::tls::Certificate;
 use serde_json::Value;
 
-#[path = "terraform/observability.rs"]
+#[path = "infra_applied/observability.rs"]
 mod observability;
-#[path = "terraform/step_scaling.rs"]
+#[path = "infra_applied/step_scaling.rs"]
 mod step_scaling;
-#[path = "terraform/target_tracking.rs"]
+#[path = "infra_applied/target_tracking.rs"]
 mod target_tracking;
 
 const DOMAIN: &str = "candidates.example.test";
