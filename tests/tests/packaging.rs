@@ -160,6 +160,25 @@ fn the_shipped_binary_is_built_and_benchmarked_with_the_dist_profile() {
         !release.contains_key("lto") && !release.contains_key("codegen-units"),
         "the release profile is for a quick first `cargo run --release`: {release:?}"
     );
+    // The release profile optimises some dependencies less to build quickly; a custom
+    // profile inherits those settings, so the shipped and the benchmarked binaries must
+    // put every one of them back to full speed.
+    let lowered: Vec<&str> = manifest
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("[profile.release.package."))
+        .filter_map(|rest| rest.strip_suffix(']'))
+        .collect();
+    assert!(!lowered.is_empty(), "no per-package release settings found");
+    for package in lowered {
+        for profile in ["dist", "bench"] {
+            let restored = toml_section(&manifest, &format!("profile.{profile}.package.{package}"));
+            assert_eq!(
+                restored.get("opt-level").map(String::as_str),
+                Some("3"),
+                "[profile.{profile}.package.{package}] must put opt-level back to 3"
+            );
+        }
+    }
 
     let script =
         |name: &str| fs::read_to_string(repo_root().join("scripts").join(name)).expect("a script");
