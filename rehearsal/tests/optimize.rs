@@ -7,6 +7,7 @@ use common::{Files, rehearse, repo_root};
 use rehearsal::cli;
 use rehearsal::optimize::{self, Optimization};
 use rehearsal::prices::Prices;
+use rehearsal::summary::Summary;
 use rehearsal::terraform::{self, Context};
 use rehearsal::variables::{self, Assignment};
 
@@ -51,12 +52,13 @@ fn optimize(args: &[&str]) -> (Optimization, String, String, Files) {
     (opt, text, tfvars, files)
 }
 
-/// --instance-rps is today's type's rate: another type's scales with its vCPUs.
-fn instance_rps_of(instance_type: &str) -> String {
+/// --instance-rps is today's type's rate (t3.micro's, `today`): another type's scales with
+/// its vCPUs.
+fn instance_rps_of(instance_type: &str, today_rps: f64) -> String {
     let prices = Prices::load(None).expect("the shipped price table");
     let today = prices.instance("t3.micro").expect("t3.micro").vcpus;
     let other = prices.instance(instance_type).expect("priced").vcpus;
-    (173.0 * f64::from(other) / f64::from(today)).to_string()
+    (today_rps * f64::from(other) / f64::from(today)).to_string()
 }
 
 #[test]
@@ -72,7 +74,7 @@ fn the_best_configuration_rehearses_cheaper_than_today_and_meets_the_slo() {
     // Rehearsed again, as a user would, from the file alone.
     let path = files.dir.path().join("recommended.tfvars");
     let instance_type = best.tuned["instance_type"].as_str().expect("a type");
-    let rps = instance_rps_of(instance_type);
+    let rps = instance_rps_of(instance_type, 173.0);
     let mut args: Vec<&str> = README.iter().copied().filter(|a| *a != "173").collect();
     args.retain(|a| *a != "--instance-rps");
     let var_file = format!("-var-file={}", path.display());
@@ -241,4 +243,71 @@ fn the_schedules_minimums_are_tuned() {
         .expect("a minimum");
     assert!(peak < 4.0, "the peak's minimum stayed at {peak}:\n{text}");
     assert!(best.cost_usd < opt.today.cost_usd, "{text}");
+}
+
+/// A steady 240 rps for 40 minutes at 150 rps an instance, judged at 98 % success.
+const STEADY: &[&str] = &[
+    "dev",
+    "--rate",
+    "240",
+    "--duration",
+    "2400",
+    "--start",
+    "2026-12-07T10:00",
+    "--slo-success",
+    "98",
+];
+
+/// Rehearses the steady load with the zone failure, from a recommended.tfvars alone.
+fn rehearse_zone_failure(files: &Files, instance_type: &str) -> Summary {
+    let rps = instance_rps_of(instance_type, 150.0);
+    let var_file = format!(
+        "-var-file={}",
+        files.dir.path().join("recommended.tfvars").display()
+    );
+    let mut args: Vec<&str> = STEADY.to_vec();
+    args.extend(["--instance-rps", &rps, "--fail-az", "a@10-25", &var_file]);
+    rehearse(&args).summary.expect("a summary")
+}
+
+#[test]
+fn a_search_asked_to_hold_through_a_zone_failure_buys_the_headroom_it_needs() {
+    let plain: Vec<&str> = STEADY
+        .iter()
+        .copied()
+        .chain(["--instance-rps", "150"])
+        .collect();
+    let (calm, calm_text, _, calm_files) = optimize(&plain);
+    let calm_best = calm
+        .best
+        .first()
+        .expect("a configuration for the calm load");
+    let calm_type = calm_best.tuned["instance_type"].as_str().expect("a type");
+    let calm_under_failure = rehearse_zone_failure(&calm_files, calm_type);
+    assert!(
+        !calm_under_failure.slo_met,
+        "the calm load's cheapest configuration already holds through the zone failure, \
+         so this test cannot tell whether the search honours --fail-az:\n{calm_text}"
+    );
+
+    let mut failing = plain.clone();
+    failing.extend(["--fail-az", "a@10-25"]);
+    let (held, held_text, _, held_files) = optimize(&failing);
+    let held_best = held
+        .best
+        .first()
+        .unwrap_or_else(|| panic!("no configuration holds through the failure:\n{held_text}"));
+    assert!(held_best.slo_met);
+    let held_type = held_best.tuned["instance_type"].as_str().expect("a type");
+    let held_under_failure = rehearse_zone_failure(&held_files, held_type);
+    assert!(
+        held_under_failure.slo_met,
+        "the configuration searched with the failure misses the SLO through it:\n{held_text}"
+    );
+    assert!(
+        held_best.cost_usd > calm_best.cost_usd,
+        "holding through a zone failure costs nothing more (${} vs ${})",
+        held_best.cost_usd,
+        calm_best.cost_usd
+    );
 }
