@@ -52,8 +52,8 @@ fn optimize(args: &[&str]) -> (Optimization, String, String, Files) {
     (opt, text, tfvars, files)
 }
 
-/// --instance-rps is today's type's rate (t3.micro's, `today`): another type's scales with
-/// its vCPUs.
+/// --instance-rps is today's type's rate (`today_rps`, t3.micro's): another type's scales
+/// with its vCPUs.
 fn instance_rps_of(instance_type: &str, today_rps: f64) -> String {
     let prices = Prices::load(None).expect("the shipped price table");
     let today = prices.instance("t3.micro").expect("t3.micro").vcpus;
