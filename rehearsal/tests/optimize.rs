@@ -114,6 +114,25 @@ fn the_search_is_deterministic() {
     assert!(a.best.len() > 1, "the best few, not one: {text_a}");
 }
 
+/// `--optimize` on environment perf1 with the weekly example's schedules, from Monday
+/// 06:00, at a steady `rate` for `duration` seconds, 150 rps an instance.
+fn optimize_weekly(rate: &str, duration: &str) -> (Optimization, String, String, Files) {
+    let weekly = repo_root().join("infra/examples/weekly-business.tfvars");
+    let var_file = format!("-var-file={}", weekly.display());
+    optimize(&[
+        "perf1",
+        &var_file,
+        "--rate",
+        rate,
+        "--duration",
+        duration,
+        "--start",
+        "2026-12-07T06:00",
+        "--instance-rps",
+        "150",
+    ])
+}
+
 /// The names infra/variables.tf declares.
 fn declared() -> Vec<String> {
     let text =
@@ -127,21 +146,7 @@ fn declared() -> Vec<String> {
 
 #[test]
 fn recommended_tfvars_sets_only_declared_variables_that_terraform_accepts() {
-    let weekly = repo_root().join("infra/examples/weekly-business.tfvars");
-    let var_file = format!("-var-file={}", weekly.display());
-    let args = [
-        "perf1",
-        &var_file,
-        "--rate",
-        "200",
-        "--duration",
-        "3600",
-        "--start",
-        "2026-12-07T06:00",
-        "--instance-rps",
-        "150",
-    ];
-    let (opt, _, tfvars, files) = optimize(&args);
+    let (opt, _, tfvars, files) = optimize_weekly("200", "3600");
     let best = opt
         .best
         .first()
@@ -219,21 +224,7 @@ fn nothing_terraform_refuses_is_recommended_and_bounds_hold() {
 #[test]
 fn the_schedules_minimums_are_tuned() {
     // A quiet Monday of the weekly schedule: its peak minimum of 4 instances is not needed.
-    let weekly = repo_root().join("infra/examples/weekly-business.tfvars");
-    let var_file = format!("-var-file={}", weekly.display());
-    let args = [
-        "perf1",
-        &var_file,
-        "--rate",
-        "30",
-        "--duration",
-        "43200",
-        "--start",
-        "2026-12-07T06:00",
-        "--instance-rps",
-        "150",
-    ];
-    let (opt, text, _, _) = optimize(&args);
+    let (opt, text, _, _) = optimize_weekly("30", "43200");
     let best = opt
         .best
         .first()
