@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::report::{self, Slo};
 use crate::run::{self, Prepared};
 use crate::simulate;
-use crate::terraform::{self, Context};
+use crate::terraform;
 
 /// Passes over all the variables before the search stops even if the last one moved.
 pub const MAX_PASSES: usize = 4;
@@ -263,16 +263,7 @@ fn evaluate(
     for (name, value) in tuned {
         vars.values.insert(name.clone(), value.clone());
     }
-    let path = o.infra.display().to_string();
-    let verdict = terraform::verify(
-        &vars.checks,
-        &Context {
-            values: &vars.values,
-            workspace: &o.env,
-            path: &path,
-        },
-    );
-    if !verdict.refusals.is_empty() {
+    if !run::verify_values(o, vars).refusals.is_empty() {
         return None;
     }
     let group = crate::model::group(vars, &p.assumptions, &o.env, &o.infra)

@@ -62,17 +62,23 @@ fn refusal_line(vars: &Variables, r: &Refusal) -> String {
     format!("  {what}, {}: {}", r.file, r.message)
 }
 
-/// Terraform's own checks: the values it refuses are refused here, with its messages.
-fn terraform_checks(o: &Options, vars: &Variables) -> Result<terraform::Verdict, Error> {
+/// Terraform's own checks (variable validations and preconditions) on these values, in
+/// the workspace and module the options name.
+pub(crate) fn verify_values(o: &Options, vars: &Variables) -> terraform::Verdict {
     let path = o.infra.display().to_string();
-    let verdict = terraform::verify(
+    terraform::verify(
         &vars.checks,
         &Context {
             values: &vars.values,
             workspace: &o.env,
             path: &path,
         },
-    );
+    )
+}
+
+/// Terraform's own checks: the values it refuses are refused here, with its messages.
+fn terraform_checks(o: &Options, vars: &Variables) -> Result<terraform::Verdict, Error> {
+    let verdict = verify_values(o, vars);
     if verdict.refusals.is_empty() {
         return Ok(verdict);
     }
