@@ -474,6 +474,41 @@ async fn full_listings_beyond_the_limit_are_refused_at_once_while_the_rest_goes_
     drop(held);
 }
 
+/// The listing `request_id` is in the access log as `status` on /candidates, having
+/// lasted at least `at_least_ms`, and the metrics count no complete 200 listing; returns
+/// the metrics text for the caller's own checks.
+async fn listing_recorded_as(
+    svc: &Service,
+    request_id: &str,
+    status: u16,
+    at_least_ms: f64,
+) -> String {
+    let line = eventually(
+        "the listing's access line",
+        Duration::from_secs(15),
+        || async {
+            svc.logs()
+                .into_iter()
+                .find(|l| l["request_id"] == request_id)
+        },
+    )
+    .await;
+    assert_eq!(line["status"], status, "{line}");
+    assert_eq!(line["route"], "/candidates");
+    assert!(
+        line["latency_ms"]
+            .as_f64()
+            .is_some_and(|ms| ms >= at_least_ms),
+        "the listing lasted less than {at_least_ms} ms: {line}"
+    );
+    let metrics = svc.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        !metrics.contains(r#"http_requests_total{method="GET",route="/candidates",status="200"}"#),
+        "{metrics}"
+    );
+    metrics
+}
+
 /// A client that goes away in the middle of a listing: the access log and the metrics
 /// record 499 and the time it really took, not a 200.
 #[tokio::test(flavor = "multi_thread")]
@@ -483,36 +518,13 @@ async fn a_listing_abandoned_part_way_is_logged_as_499_not_as_a_success() {
     let held = hold_a_full_listing(&svc, "walks-away-mid-listing").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     drop(held);
-    let line = eventually(
-        "the listing's access line",
-        Duration::from_secs(15),
-        || async {
-            svc.logs()
-                .into_iter()
-                .find(|l| l["request_id"] == "walks-away-mid-listing")
-        },
-    )
-    .await;
-    assert_eq!(line["status"], 499, "{line}");
-    assert_eq!(line["route"], "/candidates");
-    assert!(
-        line["latency_ms"].as_f64().is_some_and(|ms| ms >= 500.0),
-        "the listing lasted at least the half second it was held: {line}"
-    );
-    let metrics = svc.get("/metrics").await.text().await.expect("metrics");
-    assert!(
-        !metrics.contains(r#"http_requests_total{method="GET",route="/candidates",status="200"}"#),
-        "{metrics}"
-    );
+    let metrics = listing_recorded_as(&svc, "walks-away-mid-listing", 499, 500.0).await;
     assert!(
         metrics.contains(r#"http_requests_total{method="GET",route="/candidates",status="499"} 1"#),
         "{metrics}"
     );
 }
 
-/// A log reader that stops reading (a stalled pipe, a journal that cannot keep up) does
-/// not stop the service: every request is answered while lines that do not fit are
-/// dropped and counted, and once the reader is back a line says how many were lost.
 /// A listing the service cuts off part-way (here: out of time, its reader too slow) has
 /// sent its 200 status line, but it is logged and counted as what it is: 599, with the
 /// time it really took, never as a complete 200.
@@ -528,27 +540,8 @@ async fn a_listing_cut_off_part_way_is_logged_as_599_not_as_a_success() {
         held.closed_within(Duration::from_secs(30)).await,
         "the service closes a listing it cut off"
     );
-    let line = eventually(
-        "the listing's access line",
-        Duration::from_secs(15),
-        || async {
-            svc.logs()
-                .into_iter()
-                .find(|l| l["request_id"] == "cut-off-mid-listing")
-        },
-    )
-    .await;
-    assert_eq!(line["status"], 599, "{line}");
-    assert_eq!(line["route"], "/candidates");
-    assert!(
-        line["latency_ms"].as_f64().is_some_and(|ms| ms >= 2000.0),
-        "the listing lasted at least until its deadline: {line}"
-    );
-    let metrics = svc.get("/metrics").await.text().await.expect("metrics");
-    assert!(
-        !metrics.contains(r#"http_requests_total{method="GET",route="/candidates",status="200"}"#),
-        "{metrics}"
-    );
+    // At least until its deadline.
+    let metrics = listing_recorded_as(&svc, "cut-off-mid-listing", 599, 2000.0).await;
     for expected in [
         r#"http_requests_total{method="GET",route="/candidates",status="599"} 1"#,
         r#"http_request_duration_seconds_count{method="GET",route="/candidates",status="599"} 1"#,
@@ -561,6 +554,9 @@ async fn a_listing_cut_off_part_way_is_logged_as_599_not_as_a_success() {
     }
 }
 
+/// A log reader that stops reading (a stalled pipe, a journal that cannot keep up) does
+/// not stop the service: every request is answered while lines that do not fit are
+/// dropped and counted, and once the reader is back a line says how many were lost.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_log_reader_does_not_stop_the_service() {
     let svc = ServiceBuilder::memory()
