@@ -381,16 +381,12 @@ fn check_declared_orderings(plan: &Value) {
 /// provider's "target_group_arn cannot be specified" warning.
 async fn check_switch_to_https(stack: &Deployment, ami: &str, certificate_arn: &str) {
     let https = stack
-        .terraform(
-            Some("dev"),
+        .plan(
+            "dev",
+            ami,
             &[
-                "plan",
-                "-input=false",
-                "-no-color",
-                &format!("-var=ami_id={ami}"),
-                &format!("-var=region={}", stack.region),
-                &format!("-var=certificate_arn={certificate_arn}"),
-                &format!("-var=domain_name={DOMAIN}"),
+                &format!("certificate_arn={certificate_arn}"),
+                &format!("domain_name={DOMAIN}"),
             ],
         )
         .await;
